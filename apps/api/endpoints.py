@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from ninja import File, Router, Schema
+from ninja.files import UploadedFile
+
+from apps.api.auth import project_access
+from apps.datasets.models import Dataset
+from apps.datasets.rows import guess_format
+from apps.projects.access import Need
+from apps.rubrics import yaml_io
+from apps.rubrics.models import Rubric
+from apps.rubrics.selectors import get_version, latest_published, version_content
+
+router = Router()
+
+
+class VersionOut(Schema):
+    number: int
+    published: bool
+    content_hash: str
+    note: str
+
+
+class RubricOut(Schema):
+    slug: str
+    name: str
+    mode: str
+    latest_published: int | None
+    versions: list[VersionOut]
+
+
+class DatasetOut(Schema):
+    id: int
+    name: str
+    kind: str
+    item_count: int
+    texts_available: bool
+
+
+class Problem(Schema):
+    line: int
+    field: str
+    message: str
+
+
+class ImportOut(Schema):
+    ok: bool
+    dataset: DatasetOut | None
+    items: int
+    labels: int
+    verdicts: int
+    judges: list[str]
+    problems: list[Problem]
+    summary: str
+
+
+class Error(Schema):
+    detail: str
+
+
+@router.get("projects/{slug}/rubrics", response={200: list[RubricOut], 403: Error, 404: Error},
+            summary="List rubrics")
+def list_rubrics(request, slug: str):
+    access = project_access(request, slug, need=Need.READ)
+    rubrics = Rubric.objects.filter(project=access.project).prefetch_related("versions")
+    out = []
+    for rubric in rubrics:
+        versions = sorted(rubric.versions.all(), key=lambda v: v.number)
+        published = [v.number for v in versions if v.is_published]
+        out.append(RubricOut(
+            slug=rubric.slug, name=rubric.name, mode=rubric.mode,
+            latest_published=published[-1] if published else None,
+            versions=[VersionOut(number=v.number, published=v.is_published,
+                                 content_hash=v.content_hash, note=v.note) for v in versions],
+        ))
+    return out
+
+
+@router.get("projects/{slug}/rubrics/{rubric_slug}/yaml",
+            response={200: str, 403: Error, 404: Error}, summary="A rubric version as YAML",
+            openapi_extra={"responses": {200: {"content": {"application/x-yaml": {}}}}})
+def rubric_yaml(request, slug: str, rubric_slug: str, version: int | None = None):
+    """The YAML form (as `rubric_export`): the latest published version, or `version`."""
+    access = project_access(request, slug, need=Need.READ)
+    rubric = get_object_or_404(Rubric, project=access.project, slug=rubric_slug)
+    chosen = get_version(rubric, version) if version is not None else latest_published(rubric)
+    if chosen is None:
+        chosen = get_object_or_404(rubric.versions.order_by("-number")[:1])
+    return HttpResponse(yaml_io.dump(version_content(chosen)),
+                        content_type="application/x-yaml; charset=utf-8")
+
+
+def _dataset_out(dataset: Dataset) -> DatasetOut:
+    return DatasetOut(id=dataset.pk, name=dataset.name, kind=dataset.kind,
+                      item_count=dataset.item_count, texts_available=dataset.texts_available)
+
+
+@router.get("projects/{slug}/datasets", response={200: list[DatasetOut], 403: Error, 404: Error},
+            summary="List datasets")
+def list_datasets(request, slug: str):
+    access = project_access(request, slug, need=Need.READ)
+    return [_dataset_out(d) for d in Dataset.objects.filter(project=access.project)]
+
+
+@router.post("projects/{slug}/datasets/{name}/items",
+             response={201: ImportOut, 403: Error, 404: Error, 422: ImportOut},
+             summary="Import items (JSONL or CSV) into a dataset")
+def import_items(request, slug: str, name: str, file: File[UploadedFile],
+                 rubric: str | None = None, kind: str | None = None):
+    """All or nothing, as `dataset_import`: a new name creates the dataset. On any bad row nothing
+    is stored and every problem is returned with its line and field (422)."""
+    access = project_access(request, slug, need=Need.WRITE)
+    from apps.datasets.rows import RowProblem
+    from apps.intake.services import ImportResult, dataset_file_import
+
+    try:
+        fmt = guess_format(file.name or "")
+    except ValueError as exc:
+        result = ImportResult(dataset_name=name, problems=[RowProblem(0, "file", str(exc))])
+    else:
+        if kind not in (None, "", "pointwise", "pairwise"):
+            result = ImportResult(dataset_name=name, problems=[
+                RowProblem(0, "kind", "pointwise or pairwise")])
+        else:
+            result = dataset_file_import(
+                project=access.project, dataset_name=name, stream=file.open("rb"), fmt=fmt,
+                size=file.size, kind=kind or None, rubric_slug=rubric or None, user=request.user,
+            )
+    body = ImportOut(
+        ok=result.ok, dataset=_dataset_out(result.dataset) if result.dataset else None,
+        items=result.items, labels=result.labels, verdicts=result.verdicts, judges=result.judges,
+        problems=[Problem(line=p.line, field=p.field, message=p.message) for p in result.problems],
+        summary=result.summary(),
+    )
+    return (201 if result.ok else 422), body

@@ -1,0 +1,74 @@
+"""Human labels that ride along with dataset rows. Called by apps/intake."""
+
+from __future__ import annotations
+
+from apps.datasets.models import Item
+from apps.datasets.rows import RowProblem
+from apps.labeling.models import HumanLabel, LabelSource
+from apps.rubrics import scales
+
+
+def clean_labels(raw, *, criteria: dict[str, dict], line: int) -> tuple[list[dict], list]:
+    """Check a row's `labels` list against the rubric's criteria (key -> criterion content)."""
+    problems: list[RowProblem] = []
+    if raw in (None, ""):
+        return [], problems
+    if not isinstance(raw, list):
+        return [], [RowProblem(line, "labels", "must be a list of {annotator, criterion, value}")]
+    labels: list[dict] = []
+    seen: set[tuple[str, str]] = set()
+    for i, label in enumerate(raw):
+        field = f"labels[{i}]"
+        if not isinstance(label, dict):
+            problems.append(RowProblem(line, field, "must be an object"))
+            continue
+        annotator = label.get("annotator")
+        if not isinstance(annotator, str | int) or isinstance(annotator, bool) or not str(
+            annotator
+        ).strip():
+            problems.append(RowProblem(line, f"{field}.annotator", "missing"))
+            continue
+        annotator = str(annotator).strip()[:150]
+        key = label.get("criterion")
+        criterion = criteria.get(key) if isinstance(key, str) else None
+        if criterion is None:
+            known = ", ".join(criteria) or "(none)"
+            problems.append(
+                RowProblem(line, f"{field}.criterion", f"unknown criterion {key!r}; known: {known}")
+            )
+            continue
+        if "value" not in label:
+            problems.append(RowProblem(line, f"{field}.value", "missing"))
+            continue
+        try:
+            value = scales.coerce_value(criterion["scale"], label["value"])
+        except ValueError as exc:
+            problems.append(RowProblem(line, f"{field}.value", str(exc)))
+            continue
+        if (annotator, key) in seen:
+            problems.append(
+                RowProblem(line, field, f"a second label by {annotator!r} for {key!r}")
+            )
+            continue
+        seen.add((annotator, key))
+        comment = label.get("comment") or ""
+        labels.append(
+            {
+                "annotator": annotator,
+                "criterion_key": key,
+                "scale_signature": scales.scale_signature(criterion["scale"]),
+                "value": scales.value_to_text(value),
+                "comment": comment if isinstance(comment, str) else str(comment),
+            }
+        )
+    return labels, problems
+
+
+def labels_insert(pairs: list[tuple[Item, list[dict]]]) -> int:
+    objects = [
+        HumanLabel(item=item, source=LabelSource.IMPORT, **label)
+        for item, labels in pairs
+        for label in labels
+    ]
+    HumanLabel.objects.bulk_create(objects, batch_size=2000)
+    return len(objects)

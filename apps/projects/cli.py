@@ -1,0 +1,14 @@
+"""Helpers shared by management commands: resolve a project by slug with a one-line error."""
+
+from __future__ import annotations
+
+from django.core.management.base import CommandError
+
+from apps.projects.models import Project
+
+
+def project_or_error(slug: str) -> Project:
+    project = Project.objects.filter(slug=slug).first()
+    if project is None:
+        raise CommandError(f"no project with slug '{slug}'")
+    return project

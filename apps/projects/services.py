@@ -1,0 +1,133 @@
+"""Writes for projects, memberships and API tokens (STYLE.md 3)."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.text import slugify
+
+from apps.projects.models import ApiToken, Membership, Project, Role, hash_token
+
+
+def project_create(*, user, name: str, slug: str = "", description: str = "") -> Project:
+    slug = slugify(slug or name)[:60]
+    if not slug:
+        raise ValidationError({"slug": "A project needs a name or slug with letters or digits."})
+    if Project.objects.filter(slug=slug).exists():
+        raise ValidationError({"slug": f"The slug '{slug}' is taken; choose another."})
+    with transaction.atomic():
+        project = Project.objects.create(
+            slug=slug, name=name.strip() or slug, description=description, created_by=user
+        )
+        Membership.objects.create(project=project, user=user, role=Role.OWNER)
+    return project
+
+
+def project_update_settings(
+    *,
+    project: Project,
+    name: str,
+    description: str,
+    gate_min_n: int,
+    gate_min_kappa_lower: float,
+    gate_min_kappa: float,
+    max_queued_calls: int,
+) -> Project:
+    project.name = name
+    project.description = description
+    project.gate_min_n = gate_min_n
+    project.gate_min_kappa_lower = gate_min_kappa_lower
+    project.gate_min_kappa = gate_min_kappa
+    project.max_queued_calls = max_queued_calls
+    project.full_clean()
+    project.save()
+    return project
+
+
+def _find_user(identifier: str):
+    User = get_user_model()
+    identifier = identifier.strip()
+    if not identifier:
+        raise ValidationError({"user": "Give a username or an e-mail address."})
+    matches = list(User.objects.filter(Q(username=identifier) | Q(email__iexact=identifier))[:2])
+    if not matches:
+        raise ValidationError({"user": f"No user '{identifier}'. They need an account first."})
+    if len(matches) > 1:
+        raise ValidationError({"user": f"'{identifier}' matches several users; use the username."})
+    return matches[0]
+
+
+def member_add(*, project: Project, identifier: str, role: str) -> Membership:
+    if role not in Role.values:
+        raise ValidationError({"role": f"Unknown role '{role}'."})
+    user = _find_user(identifier)
+    if Membership.objects.filter(project=project, user=user).exists():
+        raise ValidationError({"user": f"{user.username} is already a member."})
+    return Membership.objects.create(project=project, user=user, role=role)
+
+
+def _ensure_owner_remains(project: Project, membership: Membership) -> None:
+    if membership.role != Role.OWNER:
+        return
+    others = (
+        Membership.objects.filter(project=project, role=Role.OWNER)
+        .exclude(pk=membership.pk)
+        .exists()
+    )
+    if not others:
+        raise ValidationError({"role": "A project needs at least one owner."})
+
+
+@transaction.atomic
+def member_set_role(*, project: Project, membership_id: int, role: str) -> Membership:
+    if role not in Role.values:
+        raise ValidationError({"role": f"Unknown role '{role}'."})
+    membership = Membership.objects.select_for_update().get(project=project, pk=membership_id)
+    if role != Role.OWNER:
+        _ensure_owner_remains(project, membership)
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
+@transaction.atomic
+def member_remove(*, project: Project, membership_id: int) -> None:
+    membership = Membership.objects.select_for_update().get(project=project, pk=membership_id)
+    _ensure_owner_remains(project, membership)
+    membership.delete()
+
+
+def token_create(*, user, project: Project, name: str) -> tuple[ApiToken, str]:
+    """Create a token and return it with its raw value, which is never stored."""
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "Name the token after the script that will use it."})
+    raw, prefix, key_hash = ApiToken.generate()
+    token = ApiToken.objects.create(
+        user=user, project=project, name=name[:80], prefix=prefix, key_hash=key_hash
+    )
+    return token, raw
+
+
+def token_revoke(*, user, project: Project, token_id: int) -> None:
+    deleted, _ = ApiToken.objects.filter(user=user, project=project, pk=token_id).delete()
+    if not deleted:
+        raise ApiToken.DoesNotExist
+
+
+def token_authenticate(raw: str) -> ApiToken | None:
+    """Return the live token for a raw bearer value, or None. The owner must still be a member."""
+    token = (
+        ApiToken.objects.select_related("user", "project")
+        .filter(key_hash=hash_token(raw))
+        .first()
+    )
+    if token is None or not token.user.is_active:
+        return None
+    if not Membership.objects.filter(project=token.project, user=token.user).exists():
+        return None
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    return token

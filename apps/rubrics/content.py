@@ -1,0 +1,172 @@
+"""The content of a rubric version as plain data: validation with field paths, canonical form,
+content hash. YAML files, the browser editor and the API all pass through here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+from apps.rubrics import prompting, scales
+
+MODES = ("pointwise", "pairwise")
+_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,59}$")
+_TOP_FIELDS = ("rubric", "name", "mode", "description", "pass_threshold", "prompt", "criteria")
+_CRITERION_FIELDS = ("key", "name", "description", "weight", "scale")
+
+
+class ContentError(ValueError):
+    """A rubric that cannot be accepted; `errors` lists every problem with its field path."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+def _text(data: dict, field: str, path: str, errors: list[str], *, required: bool) -> str:
+    value = data.get(field)
+    if value is None:
+        if required:
+            errors.append(f"{path}{field}: required")
+        return ""
+    if not isinstance(value, str):
+        errors.append(f"{path}{field}: must be text")
+        return ""
+    return value
+
+
+def _number(value, path: str, errors: list[str], *, low: float, high: float | None) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        errors.append(f"{path}: must be a number")
+        return 0.0
+    if value < low or (high is not None and value > high):
+        bound = f"from {low} to {high}" if high is not None else f"at least {low}"
+        errors.append(f"{path}: must be {bound}")
+    return float(value)
+
+
+def validate(data) -> dict:
+    """Check a content mapping and return it in canonical form, or raise ContentError."""
+    if not isinstance(data, dict):
+        raise ContentError(["(top): a rubric is a mapping with rubric, name, mode, criteria"])
+    errors: list[str] = []
+    unknown = sorted(set(data) - set(_TOP_FIELDS))
+    errors += [f"{field}: unknown field" for field in unknown]
+    slug = _text(data, "rubric", "", errors, required=True)
+    if slug and not _KEY_RE.match(slug):
+        errors.append("rubric: a slug of lower-case letters, digits, - and _ (max 60)")
+    name = _text(data, "name", "", errors, required=False) or slug
+    mode = data.get("mode", "pointwise")
+    if mode not in MODES:
+        errors.append(f"mode: must be one of {', '.join(MODES)}")
+    description = _text(data, "description", "", errors, required=False)
+    threshold = _number(
+        data.get("pass_threshold", 0.5), "pass_threshold", errors, low=0.0, high=1.0
+    )
+    prompt = data.get("prompt") or {}
+    if not isinstance(prompt, dict):
+        errors.append("prompt: a mapping with system and user templates")
+        prompt = {}
+    errors += [f"prompt.{f}: unknown field" for f in sorted(set(prompt) - {"system", "user"})]
+    pairwise = mode == "pairwise"
+    default_system = (
+        prompting.DEFAULT_SYSTEM_PAIRWISE if pairwise else prompting.DEFAULT_SYSTEM_POINTWISE
+    )
+    default_user = prompting.DEFAULT_USER_PAIRWISE if pairwise else prompting.DEFAULT_USER_POINTWISE
+    system = _text(prompt, "system", "prompt.", errors, required=False) or default_system
+    user = _text(prompt, "user", "prompt.", errors, required=False) or default_user
+    for field, template in (("system", system), ("user", user)):
+        errors += [f"prompt.{field}: {e}" for e in prompting.template_errors(template)]
+    errors += template_coverage_errors(user, pairwise=pairwise, path="prompt.user")
+
+    criteria_in = data.get("criteria")
+    criteria: list[dict] = []
+    if not isinstance(criteria_in, list) or not criteria_in:
+        errors.append("criteria: required, a list with at least one criterion")
+        criteria_in = []
+    seen: set[str] = set()
+    for i, raw in enumerate(criteria_in):
+        criterion = clean_criterion(raw, path=f"criteria[{i}]", pairwise=pairwise, errors=errors)
+        if criterion is None:
+            continue
+        if criterion["key"] in seen:
+            errors.append(f"criteria[{i}].key: '{criterion['key']}' is used twice")
+        seen.add(criterion["key"])
+        criteria.append(criterion)
+    if criteria_in and not any(c["weight"] > 0 for c in criteria):
+        errors.append("criteria: at least one criterion needs a weight above 0")
+    if errors:
+        raise ContentError(errors)
+    return {
+        "rubric": slug,
+        "name": name,
+        "mode": mode,
+        "description": description.strip("\n"),
+        "pass_threshold": threshold,
+        "prompt": {"system": system.strip("\n"), "user": user.strip("\n")},
+        "criteria": criteria,
+    }
+
+
+def clean_criterion(raw, *, path: str, pairwise: bool, errors: list[str]) -> dict | None:
+    """Check one criterion, appending problems to `errors`; return its canonical form."""
+    if not isinstance(raw, dict):
+        errors.append(f"{path}: must be a mapping")
+        return None
+    errors += [f"{path}.{f}: unknown field" for f in sorted(set(raw) - set(_CRITERION_FIELDS))]
+    key = _text(raw, "key", f"{path}.", errors, required=True)
+    if key and not _KEY_RE.match(key):
+        errors.append(f"{path}.key: lower-case letters, digits, - and _ (max 60)")
+    weight = _number(raw.get("weight", 1), f"{path}.weight", errors, low=0.0, high=None)
+    scale = raw.get("scale")
+    errors += scales.scale_errors(scale, path=f"{path}.scale", weighted=weight > 0)
+    if isinstance(scale, dict) and scale.get("type") in scales.SCALE_TYPES:
+        if pairwise and scale["type"] != scales.PAIRWISE:
+            errors.append(f"{path}.scale.type: a pairwise rubric uses the pairwise scale")
+        if not pairwise and scale["type"] == scales.PAIRWISE:
+            errors.append(f"{path}.scale.type: the pairwise scale needs mode: pairwise")
+    return {
+        "key": key,
+        "name": _text(raw, "name", f"{path}.", errors, required=False) or key,
+        "description": _text(raw, "description", f"{path}.", errors, required=False),
+        "weight": weight,
+        "scale": _canonical_scale(scale),
+    }
+
+
+def template_coverage_errors(user_template: str, *, pairwise: bool, path: str) -> list[str]:
+    used = prompting.variables_used(user_template)
+    needed = ("response_a", "response_b") if pairwise else ("response",)
+    missing = [name for name in needed if name not in used]
+    wrong = ["response"] if pairwise and "response" in used else []
+    if not pairwise:
+        wrong = [n for n in ("response_a", "response_b") if n in used]
+    errors = [f"{path}: must contain {{{{ {name} }}}}" for name in missing]
+    errors += [f"{path}: {{{{ {name} }}}} is empty for this mode" for name in wrong]
+    return errors
+
+
+def _canonical_scale(scale) -> dict:
+    if not isinstance(scale, dict):
+        return {}
+    levels = []
+    for level in scale.get("levels") or []:
+        if not isinstance(level, dict):
+            continue
+        clean = {
+            "value": level.get("value"),
+            "label": level.get("label") or "",
+            "anchor": (level.get("anchor") or "").strip(),
+        }
+        if scale.get("type") == scales.CATEGORICAL and level.get("score") is not None:
+            clean["score"] = float(level["score"])
+        levels.append(clean)
+    return {"type": scale.get("type"), "levels": levels}
+
+
+def content_hash(content: dict) -> str:
+    """SHA-256 over what decides a verdict: not the rubric's name or slug."""
+    judged = {k: v for k, v in content.items() if k not in ("rubric", "name")}
+    canonical = json.dumps(judged, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from apps.projects.models import Project
+from apps.rubrics import scales
+
+
+class Mode(models.TextChoices):
+    POINTWISE = "pointwise", "Pointwise rubric"
+    PAIRWISE = "pairwise", "Pairwise preference"
+
+
+class Rubric(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rubrics")
+    slug = models.SlugField(max_length=60)
+    name = models.CharField(max_length=120)
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.POINTWISE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "slug"], name="rubric_slug_unique"),
+        ]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_pairwise(self) -> bool:
+        return self.mode == Mode.PAIRWISE
+
+
+class RubricVersion(models.Model):
+    """One version of a rubric. A draft is edited in place; a published version never changes."""
+
+    rubric = models.ForeignKey(Rubric, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    description = models.TextField(blank=True, help_text="The task being judged, in words.")
+    system_template = models.TextField(blank=True)
+    user_template = models.TextField(blank=True)
+    pass_threshold = models.FloatField(default=0.5)
+    note = models.TextField(blank=True, help_text="What changed and why.")
+    content_hash = models.CharField(max_length=64, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["rubric", "number"], name="rubric_version_unique"),
+        ]
+        ordering = ["rubric", "-number"]
+
+    def __str__(self) -> str:
+        state = "published" if self.is_published else "draft"
+        return f"{self.rubric.slug} v{self.number} ({state})"
+
+    def save(self, *args, **kwargs) -> None:
+        # The last line of defence for immutability; services never try this.
+        if self.pk and not kwargs.pop("allow_published_write", False):
+            stored = RubricVersion.objects.filter(pk=self.pk).values("published_at").first()
+            if stored and stored["published_at"] is not None:
+                raise ValidationError("A published rubric version cannot be changed.")
+        super().save(*args, **kwargs)
+
+    @property
+    def is_published(self) -> bool:
+        return self.published_at is not None
+
+    @property
+    def short_hash(self) -> str:
+        return self.content_hash[:12]
+
+
+class Criterion(models.Model):
+    version = models.ForeignKey(RubricVersion, on_delete=models.CASCADE, related_name="criteria")
+    position = models.PositiveIntegerField(default=0)
+    key = models.SlugField(max_length=60)
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    scale_type = models.CharField(max_length=16, choices=scales.SCALE_CHOICES)
+    # [{"value": 1, "label": "...", "anchor": "...", "score": 0.0}] — see apps/rubrics/scales.py
+    levels = models.JSONField(default=list)
+    weight = models.FloatField(default=1.0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["version", "key"], name="criterion_key_unique"),
+        ]
+        ordering = ["version", "position", "id"]
+
+    def __str__(self) -> str:
+        return self.key
+
+    @property
+    def scale(self) -> dict:
+        return {"type": self.scale_type, "levels": self.levels}
+
+    @property
+    def scale_signature(self) -> str:
+        return scales.scale_signature(self.scale)
+
+    def as_content(self) -> dict:
+        return {
+            "key": self.key,
+            "name": self.name,
+            "description": self.description,
+            "weight": self.weight,
+            "scale": {"type": self.scale_type, "levels": self.levels},
+        }

@@ -1,0 +1,282 @@
+"""Writes for rubrics: drafts, criteria, publishing, import (STYLE.md 3).
+
+A rubric has at most one draft (the version with no published_at). Editing after a publish
+starts a new draft copied from the latest published version; a published version never changes.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+from django.utils.text import slugify
+
+from apps.projects.models import Project
+from apps.rubrics import content as content_mod
+from apps.rubrics import prompting, scales
+from apps.rubrics.models import Criterion, Mode, Rubric, RubricVersion
+from apps.rubrics.selectors import latest_published, version_content
+
+
+def _default_templates(mode: str) -> tuple[str, str]:
+    if mode == Mode.PAIRWISE:
+        return prompting.DEFAULT_SYSTEM_PAIRWISE, prompting.DEFAULT_USER_PAIRWISE
+    return prompting.DEFAULT_SYSTEM_POINTWISE, prompting.DEFAULT_USER_POINTWISE
+
+
+@transaction.atomic
+def rubric_create(
+    *, project: Project, name: str, slug: str = "", mode: str = Mode.POINTWISE, description=""
+) -> Rubric:
+    slug = slugify(slug or name)[:60]
+    errors = {}
+    if not slug:
+        errors["slug"] = "Give the rubric a name or slug with letters or digits."
+    elif Rubric.objects.filter(project=project, slug=slug).exists():
+        errors["slug"] = f"This project already has a rubric '{slug}'."
+    if mode not in Mode.values:
+        errors["mode"] = f"Unknown mode '{mode}'."
+    if errors:
+        raise ValidationError(errors)
+    rubric = Rubric.objects.create(project=project, slug=slug, name=name.strip() or slug, mode=mode)
+    system, user = _default_templates(mode)
+    version = RubricVersion.objects.create(
+        rubric=rubric, number=1, description=description, system_template=system,
+        user_template=user,
+    )
+    if mode == Mode.PAIRWISE:
+        # One overall preference is the usual start; per-criterion preferences can be added.
+        Criterion.objects.create(
+            version=version, position=0, key="overall", name="Overall preference",
+            description="Which response better fulfils the task as a whole?",
+            scale_type=scales.PAIRWISE, levels=scales.default_levels(scales.PAIRWISE),
+        )
+    return rubric
+
+
+@transaction.atomic
+def rubric_draft(*, rubric: Rubric) -> RubricVersion:
+    """The rubric's draft, started from the latest published version if there is none."""
+    Rubric.objects.select_for_update().filter(pk=rubric.pk).first()
+    draft = rubric.versions.filter(published_at__isnull=True).first()
+    if draft is not None:
+        return draft
+    base = latest_published(rubric)
+    number = (rubric.versions.aggregate(m=Max("number"))["m"] or 0) + 1
+    system, user = _default_templates(rubric.mode)
+    draft = RubricVersion.objects.create(
+        rubric=rubric,
+        number=number,
+        description=base.description if base else "",
+        system_template=base.system_template if base else system,
+        user_template=base.user_template if base else user,
+        pass_threshold=base.pass_threshold if base else 0.5,
+    )
+    if base is not None:
+        Criterion.objects.bulk_create(
+            Criterion(
+                version=draft, position=c.position, key=c.key, name=c.name,
+                description=c.description, scale_type=c.scale_type, levels=c.levels,
+                weight=c.weight,
+            )
+            for c in base.criteria.all()
+        )
+    return draft
+
+
+def _touch(draft: RubricVersion) -> None:
+    draft.save(update_fields=["updated_at"])
+
+
+@transaction.atomic
+def rubric_update(
+    *, rubric: Rubric, name: str, description: str, pass_threshold: float, mode: str | None = None
+) -> RubricVersion:
+    errors = {}
+    if not name.strip():
+        errors["name"] = "Required."
+    if not 0 <= pass_threshold <= 1:
+        errors["pass_threshold"] = "A reward threshold from 0 to 1."
+    if mode and mode != rubric.mode:
+        if latest_published(rubric) is not None:
+            errors["mode"] = "The mode is fixed once a version is published; make a new rubric."
+        elif mode not in Mode.values:
+            errors["mode"] = f"Unknown mode '{mode}'."
+    if errors:
+        raise ValidationError(errors)
+    draft = rubric_draft(rubric=rubric)
+    if mode and mode != rubric.mode:
+        rubric.mode = mode
+        system, user = _default_templates(mode)
+        draft.system_template, draft.user_template = system, user
+        draft.criteria.all().delete()
+        if mode == Mode.PAIRWISE:
+            Criterion.objects.create(
+                version=draft, key="overall", name="Overall preference",
+                scale_type=scales.PAIRWISE, levels=scales.default_levels(scales.PAIRWISE),
+            )
+    rubric.name = name.strip()
+    rubric.save()
+    draft.description = description
+    draft.pass_threshold = pass_threshold
+    draft.save()
+    return draft
+
+
+@transaction.atomic
+def rubric_update_prompt(*, rubric: Rubric, system_template: str, user_template: str) -> list:
+    """Save the templates (even with errors, so no typing is lost) and return their problems."""
+    draft = rubric_draft(rubric=rubric)
+    draft.system_template = system_template.replace("\r\n", "\n")
+    draft.user_template = user_template.replace("\r\n", "\n")
+    draft.save()
+    return prompt_problems(draft)
+
+
+def prompt_problems(version: RubricVersion) -> list[str]:
+    problems = [f"System: {e}" for e in prompting.template_errors(version.system_template)]
+    problems += [f"User: {e}" for e in prompting.template_errors(version.user_template)]
+    problems += [
+        e.replace("prompt.user", "User")
+        for e in content_mod.template_coverage_errors(
+            version.user_template, pairwise=version.rubric.is_pairwise, path="prompt.user"
+        )
+    ]
+    return problems
+
+
+def _clean_criterion(rubric: Rubric, raw: dict) -> dict:
+    errors: list[str] = []
+    clean = content_mod.clean_criterion(
+        raw, path="criterion", pairwise=rubric.is_pairwise, errors=errors
+    )
+    if errors:
+        raise content_mod.ContentError(errors)
+    return clean
+
+
+@transaction.atomic
+def criterion_save(*, rubric: Rubric, raw: dict, criterion_id: int | None = None) -> Criterion:
+    """Add a criterion to the draft, or change one (`criterion_id` from the same draft)."""
+    clean = _clean_criterion(rubric, raw)
+    draft = rubric_draft(rubric=rubric)
+    clash = draft.criteria.filter(key=clean["key"])
+    if criterion_id is not None:
+        clash = clash.exclude(pk=criterion_id)
+    if clash.exists():
+        raise content_mod.ContentError([f"criterion.key: '{clean['key']}' is already used"])
+    if criterion_id is None:
+        position = (draft.criteria.aggregate(m=Max("position"))["m"] or 0) + 1
+        criterion = Criterion(version=draft, position=position)
+    else:
+        criterion = draft.criteria.get(pk=criterion_id)
+    criterion.key = clean["key"]
+    criterion.name = clean["name"]
+    criterion.description = clean["description"]
+    criterion.weight = clean["weight"]
+    criterion.scale_type = clean["scale"]["type"]
+    criterion.levels = clean["scale"]["levels"]
+    criterion.save()
+    _touch(draft)
+    return criterion
+
+
+@transaction.atomic
+def criterion_remove(*, rubric: Rubric, criterion_id: int) -> None:
+    draft = rubric_draft(rubric=rubric)
+    draft.criteria.filter(pk=criterion_id).delete()
+    _touch(draft)
+
+
+@transaction.atomic
+def criterion_move(*, rubric: Rubric, criterion_id: int, offset: int) -> None:
+    """Move a criterion up (offset -1) or down (+1) in the draft."""
+    draft = rubric_draft(rubric=rubric)
+    ordered = list(draft.criteria.order_by("position", "id"))
+    index = next((i for i, c in enumerate(ordered) if c.pk == criterion_id), None)
+    if index is None:
+        raise Criterion.DoesNotExist
+    target = index + offset
+    if 0 <= target < len(ordered):
+        ordered[index], ordered[target] = ordered[target], ordered[index]
+    for position, criterion in enumerate(ordered):
+        if criterion.position != position:
+            criterion.position = position
+            criterion.save(update_fields=["position"])
+    _touch(draft)
+
+
+@transaction.atomic
+def rubric_publish(*, rubric: Rubric, user, note: str) -> RubricVersion:
+    if not note.strip():
+        raise ValidationError({"note": "Say what changed and why; the note is required."})
+    draft = rubric.versions.select_for_update().filter(published_at__isnull=True).first()
+    if draft is None:
+        raise ValidationError({"note": "There is no draft to publish: edit the rubric first."})
+    content = content_mod.validate(version_content(draft))  # raises ContentError
+    digest = content_mod.content_hash(content)
+    previous = latest_published(rubric)
+    if previous is not None and previous.content_hash == digest:
+        raise ValidationError(
+            {"note": f"Nothing changed since version {previous.number}; nothing to publish."}
+        )
+    # Store the canonical form, so the published row and its hash say the same thing.
+    draft.description = content["description"]
+    draft.system_template = content["prompt"]["system"]
+    draft.user_template = content["prompt"]["user"]
+    draft.pass_threshold = content["pass_threshold"]
+    draft.note = note.strip()
+    draft.content_hash = digest
+    draft.published_at = timezone.now()
+    draft.published_by = user if user is not None and user.is_authenticated else None
+    draft.save()
+    return draft
+
+
+@transaction.atomic
+def rubric_import(
+    *, project: Project, content: dict, user=None, publish: bool = False, note: str = ""
+) -> tuple[Rubric, RubricVersion, bool]:
+    """Create or update a rubric from validated content. Returns (rubric, version, changed).
+
+    Importing content identical to the latest version changes nothing, so a pipeline can import
+    the same file on every run.
+    """
+    rubric = Rubric.objects.filter(project=project, slug=content["rubric"]).first()
+    if rubric is None:
+        rubric = Rubric.objects.create(
+            project=project, slug=content["rubric"], name=content["name"], mode=content["mode"]
+        )
+    elif rubric.mode != content["mode"]:
+        raise content_mod.ContentError(
+            [f"mode: rubric '{rubric.slug}' is {rubric.mode}; a rubric's mode cannot change"]
+        )
+    digest = content_mod.content_hash(content)
+    latest = rubric.versions.order_by("-number").first()
+    if rubric.name != content["name"]:
+        rubric.name = content["name"]
+        rubric.save(update_fields=["name", "updated_at"])
+    if latest is not None and latest.is_published and latest.content_hash == digest:
+        return rubric, latest, False
+    draft = rubric_draft(rubric=rubric)
+    changed = content_mod.content_hash(version_content(draft)) != digest
+    if changed:
+        draft.description = content["description"]
+        draft.pass_threshold = content["pass_threshold"]
+        draft.system_template = content["prompt"]["system"]
+        draft.user_template = content["prompt"]["user"]
+        draft.save()
+        draft.criteria.all().delete()
+        Criterion.objects.bulk_create(
+            Criterion(
+                version=draft, position=i, key=c["key"], name=c["name"],
+                description=c["description"], weight=c["weight"], scale_type=c["scale"]["type"],
+                levels=c["scale"]["levels"],
+            )
+            for i, c in enumerate(content["criteria"])
+        )
+    if publish:
+        draft = rubric_publish(rubric=rubric, user=user, note=note or "Imported from YAML")
+        changed = True
+    return rubric, draft, changed

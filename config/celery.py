@@ -1,0 +1,12 @@
+"""The Celery app. Apps declare tasks with shared_task and never import this module."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+app = Celery("rubriclab")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

@@ -1,0 +1,18 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from apps.api.api import api
+from apps.projects import views as project_views
+
+urlpatterns = [
+    path("accounts/login/", auth_views.LoginView.as_view(
+        extra_context={"allow_signup": True}), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/signup/", project_views.signup, name="signup"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", api.urls),
+    path("", include("apps.projects.urls")),
+    path("", include("apps.rubrics.urls")),
+    path("", include("apps.datasets.urls")),
+]

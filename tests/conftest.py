@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pytest
+from django.test import Client
+
+from apps.projects.models import Role
+from tests.factories import MembershipFactory, ProjectFactory, UserFactory
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+@dataclass
+class Personas:
+    """One project and one user per role, plus an outsider who belongs to another project."""
+
+    project: object
+    owner: object
+    editor: object
+    labeller: object
+    outsider: object
+    other_project: object
+
+    def client(self, who: str | None) -> Client:
+        client = Client()
+        if who is not None:
+            client.force_login(getattr(self, who))
+        return client
+
+
+@pytest.fixture
+def personas(db) -> Personas:
+    project = ProjectFactory(slug="acme", name="Acme")
+    other = ProjectFactory(slug="other", name="Other")
+    people = {}
+    for role in (Role.OWNER, Role.EDITOR, Role.LABELLER):
+        user = UserFactory(username=role.value)
+        MembershipFactory(project=project, user=user, role=role)
+        people[role.value] = user
+    outsider = UserFactory(username="outsider")
+    MembershipFactory(project=other, user=outsider, role=Role.OWNER)
+    return Personas(project=project, owner=people["owner"], editor=people["editor"],
+                    labeller=people["labeller"], outsider=outsider, other_project=other)
+
+
+@pytest.fixture
+def owner_client(personas) -> Client:
+    return personas.client("owner")
+
+
+@pytest.fixture
+def editor_client(personas) -> Client:
+    return personas.client("editor")

@@ -1,0 +1,89 @@
+"""A small but complete project for tests that walk every page: a rubric with a published
+version and a draft, a dataset with items, labels and an imported judge, a member and a token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from apps.judging.models import JudgeRun, RunKind, RunStatus, Verdict
+from apps.labeling.models import HumanLabel, LabelSource
+from apps.projects.models import ApiToken, Membership
+from apps.projects.services import token_create
+from apps.rubrics import content as content_mod
+from apps.rubrics.models import Criterion, Rubric
+from apps.rubrics.services import rubric_draft, rubric_import
+from tests.factories import DatasetFactory, ItemFactory
+
+POINTWISE = {
+    "rubric": "helpful",
+    "name": "Helpfulness",
+    "mode": "pointwise",
+    "description": "Answer cooking questions.",
+    "criteria": [
+        {"key": "correct", "name": "Correct", "weight": 2,
+         "scale": {"type": "ordinal", "levels": [
+             {"value": 1, "label": "Wrong", "anchor": "Mostly wrong."},
+             {"value": 2, "label": "Partly", "anchor": "Partly right."},
+             {"value": 3, "label": "Right", "anchor": "Fully right."}]}},
+        {"key": "safe", "name": "Safe", "weight": 1,
+         "scale": {"type": "binary", "levels": [
+             {"value": 0, "label": "No", "anchor": "Gives unsafe advice."},
+             {"value": 1, "label": "Yes", "anchor": "Nothing unsafe."}]}},
+    ],
+}
+
+
+@dataclass
+class World:
+    project: object
+    rubric: Rubric
+    published: object
+    draft: object
+    criterion: Criterion
+    dataset: object
+    item: object
+    run: JudgeRun
+    membership: Membership
+    token: ApiToken
+    raw_token: str
+
+    def kwargs(self) -> dict:
+        """Values for every URL parameter name used by the project's pages."""
+        return {
+            "slug": self.project.slug,
+            "rubric_slug": self.rubric.slug,
+            "dataset_id": self.dataset.pk,
+            "item_id": self.item.pk,
+            "criterion_id": self.criterion.pk,
+            "number": self.published.number,
+            "membership_id": self.membership.pk,
+            "token_id": self.token.pk,
+            "run_id": self.run.pk,
+        }
+
+
+def build_world(project, *, owner, member) -> World:
+    # Slugs differ per project, so another project's slug cannot hit one's own rubric by name.
+    content = content_mod.validate({**POINTWISE, "rubric": f"helpful-{project.slug}"})
+    rubric, published, _ = rubric_import(project=project, content=content, user=owner,
+                                         publish=True, note="first")
+    draft = rubric_draft(rubric=rubric)
+    criterion = draft.criteria.get(key="correct")
+    dataset = DatasetFactory(project=project, name=f"{project.slug}-data", item_count=3)
+    items = [ItemFactory(dataset=dataset, position=i, external_id=f"q{i}") for i in range(3)]
+    for item in items:
+        HumanLabel.objects.create(item=item, criterion_key="correct",
+                                  scale_signature=criterion.scale_signature, annotator="ann",
+                                  value="2", source=LabelSource.IMPORT)
+    run = JudgeRun.objects.create(project=project, rubric_version=published, dataset=dataset,
+                                  name="imported-judge", kind=RunKind.IMPORTED,
+                                  status=RunStatus.COMPLETED)
+    for item in items:
+        Verdict.objects.create(run=run, item=item, criterion_key="correct", value="3",
+                               rationale="fine")
+    membership = Membership.objects.get(project=project, user=member)
+    token, raw = token_create(user=owner, project=project, name="ci")
+    return World(project=project, rubric=rubric, published=published, draft=draft,
+                 criterion=criterion, dataset=dataset, item=items[0], run=run,
+                 membership=membership, token=token, raw_token=raw)

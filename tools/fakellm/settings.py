@@ -1,0 +1,124 @@
+"""Runtime-tunable behaviour of the fake server, shared by the CLI and ``POST /_control``."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+# Fault shares, in the order they are stacked on the [0, 1) interval of one random draw
+# (see ``Settings.pick_fault``). Shares are exclusive: 0.5 of 429 plus 0.5 of 500 fails everything.
+FAULT_KINDS: tuple[str, ...] = (
+    "429",
+    "500",
+    "hang",
+    "close",
+    "malformed",
+    "fenced",
+    "trailing_comma",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All knobs. Frozen: an update builds a new object, so a request never sees a half-update."""
+
+    latency_ms: float = 0.0  # mean added delay for requests that pass validation (not 429s)
+    jitter_ms: float = 0.0  # uniform +- around latency_ms, clamped at 0
+    rate_429: float = 0.0
+    rate_500: float = 0.0
+    rate_hang: float = 0.0
+    rate_close: float = 0.0
+    rate_malformed: float = 0.0
+    rate_fenced: float = 0.0
+    rate_trailing_comma: float = 0.0
+    retry_after_s: float = 1.0  # value of the Retry-After header on 429s
+    hang_s: float = 3600.0  # how long a hung request sleeps before answering (late) anyway
+    seed: int | None = None  # set => fault/jitter draws are reproducible in arrival order
+    fail_first_n: int = 0  # first N attempts of each distinct body answer 500
+    storm_s: float | None = None  # set => rate_429 only applies this long after it was set
+    api_key: str | None = None  # set => Authorization: Bearer <api_key> is required
+    unknown_models: list[str] = field(default_factory=lambda: ["does-not-exist"])
+    models: list[str] = field(default_factory=lambda: ["fake-judge"])  # listed by /v1/models
+
+    def updated(self, changes: dict[str, Any]) -> Settings:
+        """Validated copy with ``changes`` applied; raises ValueError on unknown keys/bad values."""
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ValueError(f"unknown setting(s): {', '.join(unknown)}")
+        clean = {name: _coerce(name, value) for name, value in changes.items()}
+        return dataclasses.replace(self, **clean)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def fault_shares(self, storm_active: bool) -> list[tuple[str, float]]:
+        """(kind, share) pairs; the 429 share is zeroed outside an active storm window."""
+        shares = [(kind, float(getattr(self, "rate_" + kind))) for kind in FAULT_KINDS]
+        if self.storm_s is not None and not storm_active:
+            shares[0] = ("429", 0.0)
+        return shares
+
+    def pick_fault(self, draw: float, storm_active: bool) -> str | None:
+        """Map one uniform draw in [0, 1) to a fault kind (or None = answer normally)."""
+        edge = 0.0
+        for kind, share in self.fault_shares(storm_active):
+            edge += share
+            if draw < edge:
+                return kind
+        return None
+
+
+_FLOATS = {"latency_ms", "jitter_ms", "retry_after_s", "hang_s"}
+_RATES = {"rate_" + kind for kind in FAULT_KINDS}
+_LISTS = {"unknown_models", "models"}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Type-check one setting. Accepts strings for numbers so CLI and JSON share the path."""
+    if name in _FLOATS or name in _RATES:
+        number = _number(name, value)
+        if number < 0:
+            raise ValueError(f"{name} must be >= 0")
+        if name in _RATES and number > 1:
+            raise ValueError(f"{name} is a share and must be in [0, 1]")
+        return number
+    if name == "storm_s":
+        return None if value is None else _coerce("latency_ms", value)
+    if name in ("seed", "fail_first_n"):
+        if value is None and name == "seed":
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValueError(f"{name} must be an integer")
+        try:
+            number = int(value)
+        except ValueError as exc:
+            raise ValueError(f"{name} must be an integer") from exc
+        if name == "fail_first_n" and number < 0:
+            raise ValueError("fail_first_n must be >= 0")
+        return number
+    if name == "api_key":
+        if value is not None and not isinstance(value, str):
+            raise ValueError("api_key must be a string or null")
+        return value or None
+    if name in _LISTS:
+        if isinstance(value, str):  # CLI form: comma separated
+            return [item.strip() for item in value.split(",") if item.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"{name} must be a list of strings")
+        return list(value)
+    raise ValueError(f"unhandled setting {name}")  # pragma: no cover - guarded by updated()
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a number") from exc
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be finite")
+    return number
