@@ -48,9 +48,4 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # The run coordinator re-sends stalled batches and marks runs finished.
 CELERY_COORDINATOR_INTERVAL_S = env_int("CELERY_COORDINATOR_INTERVAL_S", 10, minimum=1)
-CELERY_BEAT_SCHEDULE = {
-    "judge-run-coordinator": {
-        "task": "apps.judging.tasks.coordinate_runs",
-        "schedule": float(CELERY_COORDINATOR_INTERVAL_S),
-    },
-}
+CELERY_BEAT_SCHEDULE: dict = {}
