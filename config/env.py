@@ -64,10 +64,18 @@ def env_float(name: str, default: float, *, minimum: float | None = None) -> flo
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
+    """Comma-separated values. Blanks around commas are fine; a blank inside a value is not:
+    "a.org b.org" is almost always a forgotten comma, and would silently match nothing."""
     value = os.environ.get(name)
     if value is None:
         return default
-    return [part.strip() for part in value.split(",") if part.strip()]
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    for part in parts:
+        if any(ch.isspace() for ch in part):
+            raise ImproperlyConfigured(
+                f"{name}={value!r}: {part!r} contains a blank (separate values with commas)"
+            )
+    return parts
 
 
 def parse_database_url(url: str, *, base_dir: Path) -> dict:
@@ -75,9 +83,15 @@ def parse_database_url(url: str, *, base_dir: Path) -> dict:
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
         # sqlite:///relative/path and sqlite:////absolute/path, as dj-database-url reads them.
-        path = unquote(url[len("sqlite:///") :])
+        # sqlite://name/... (two slashes) would put the first folder in the host part and
+        # quietly open another file, so it is refused.
+        if parsed.netloc or not url.startswith("sqlite:///"):
+            raise ImproperlyConfigured(
+                f"DATABASE_URL={url!r}: use sqlite:///relative/path or sqlite:////absolute/path"
+            )
+        path = unquote(url[len("sqlite:///") :].split("?", 1)[0])
         if not path:
-            raise ImproperlyConfigured("DATABASE_URL sqlite:// needs a file path")
+            raise ImproperlyConfigured("DATABASE_URL sqlite:/// needs a file path")
         db_path = Path(path) if Path(path).is_absolute() else base_dir / path
         return {
             "ENGINE": "django.db.backends.sqlite3",
@@ -95,14 +109,18 @@ def parse_database_url(url: str, *, base_dir: Path) -> dict:
         if not name:
             raise ImproperlyConfigured("DATABASE_URL must name a database (postgres://.../NAME)")
         options = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
-        conn_max_age = int(options.pop("conn_max_age", "60"))
+        try:
+            conn_max_age = int(options.pop("conn_max_age", "60"))
+            port = parsed.port  # raises ValueError on a port that is not a number
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"DATABASE_URL does not parse: {exc}") from None
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": name,
             "USER": unquote(parsed.username or ""),
             "PASSWORD": unquote(parsed.password or ""),
             "HOST": parsed.hostname or "",
-            "PORT": str(parsed.port or ""),
+            "PORT": str(port or ""),
             "CONN_MAX_AGE": conn_max_age,
             "CONN_HEALTH_CHECKS": True,
             "OPTIONS": options,

@@ -6,8 +6,7 @@ from apps.api.api import api
 from apps.projects import views as project_views
 
 urlpatterns = [
-    path("accounts/login/", auth_views.LoginView.as_view(
-        extra_context={"allow_signup": True}), name="login"),
+    path("accounts/login/", project_views.SignInView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/signup/", project_views.signup, name="signup"),
     path("admin/", admin.site.urls),
@@ -15,4 +14,5 @@ urlpatterns = [
     path("", include("apps.projects.urls")),
     path("", include("apps.rubrics.urls")),
     path("", include("apps.datasets.urls")),
+    path("", include("apps.judging.urls")),
 ]

@@ -53,3 +53,16 @@ def owner_client(personas) -> Client:
 @pytest.fixture
 def editor_client(personas) -> Client:
     return personas.client("editor")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_test_broker_folder():
+    """The filesystem broker folder of this test run (config/settings/test.py) goes at the end."""
+    yield
+    import shutil
+
+    from django.conf import settings
+
+    folder = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("data_folder_in")
+    if folder and "test-broker-" in folder:
+        shutil.rmtree(os.path.dirname(folder), ignore_errors=True)

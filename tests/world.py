@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from apps.judging.models import JudgeRun, RunKind, RunStatus, Verdict
+from apps.judging.models import JudgeRun, Judgment, JudgmentStatus, RunKind, RunStatus, Verdict
 from apps.labeling.models import HumanLabel, LabelSource
 from apps.projects.models import ApiToken, Membership
 from apps.projects.services import token_create
@@ -43,7 +43,9 @@ class World:
     criterion: Criterion
     dataset: object
     item: object
-    run: JudgeRun
+    run: JudgeRun  # a live run (finished) with one judgment
+    imported_run: JudgeRun
+    judgment: Judgment
     membership: Membership
     token: ApiToken
     raw_token: str
@@ -60,6 +62,7 @@ class World:
             "membership_id": self.membership.pk,
             "token_id": self.token.pk,
             "run_id": self.run.pk,
+            "judgment_id": self.judgment.pk,
         }
 
 
@@ -76,14 +79,21 @@ def build_world(project, *, owner, member) -> World:
         HumanLabel.objects.create(item=item, criterion_key="correct",
                                   scale_signature=criterion.scale_signature, annotator="ann",
                                   value="2", source=LabelSource.IMPORT)
-    run = JudgeRun.objects.create(project=project, rubric_version=published, dataset=dataset,
-                                  name="imported-judge", kind=RunKind.IMPORTED,
-                                  status=RunStatus.COMPLETED)
+    imported = JudgeRun.objects.create(project=project, rubric_version=published,
+                                       dataset=dataset, name="imported-judge",
+                                       kind=RunKind.IMPORTED, status=RunStatus.COMPLETED)
     for item in items:
-        Verdict.objects.create(run=run, item=item, criterion_key="correct", value="3",
+        Verdict.objects.create(run=imported, item=item, criterion_key="correct", value="3",
                                rationale="fine")
+    run = JudgeRun.objects.create(project=project, rubric_version=published, dataset=dataset,
+                                  name="live-judge", kind=RunKind.LIVE, model="openai/x",
+                                  status=RunStatus.COMPLETED, planned_calls=1)
+    judgment = Judgment.objects.create(run=run, item=items[0], criterion_key="correct",
+                                       status=JudgmentStatus.FAILED, error_kind="server",
+                                       error_message="boom", attempts=5)
     membership = Membership.objects.get(project=project, user=member)
     token, raw = token_create(user=owner, project=project, name="ci")
     return World(project=project, rubric=rubric, published=published, draft=draft,
                  criterion=criterion, dataset=dataset, item=items[0], run=run,
-                 membership=membership, token=token, raw_token=raw)
+                 imported_run=imported, judgment=judgment, membership=membership, token=token,
+                 raw_token=raw)

@@ -19,11 +19,17 @@ class TokenAuth(HttpBearer):
         return api_token
 
 
-def project_access(request, slug: str, *, need: Need) -> ProjectAccess:
-    """The API's project loader: a token only opens its own project; then the usual roles."""
+def check_token_scope(request, slug: str) -> None:
+    """A token opens its own project only: any other slug is 404, as for an outsider."""
     token = getattr(request, "api_token", None)
     if token is not None and token.project.slug != slug:
         raise Http404("No such project")
+
+
+def project_access(request, slug: str, *, need: Need) -> ProjectAccess:
+    """The API's project loader: the token's scope, then the same membership and role rules
+    as the pages (apps/projects/access.py)."""
+    check_token_scope(request, slug)
     return get_project_for_user(request.user, slug, need=need)
 
 

@@ -1,17 +1,21 @@
 from __future__ import annotations
 
-from django.http import HttpResponse
-from django.shortcuts import get_object_or_404
-from ninja import File, Router, Schema
+from django.http import Http404, HttpResponse
+from ninja import File, Router, Schema, Status
 from ninja.files import UploadedFile
 
-from apps.api.auth import project_access
+from apps.api.auth import check_token_scope, project_access
 from apps.datasets.models import Dataset
 from apps.datasets.rows import guess_format
 from apps.projects.access import Need
 from apps.rubrics import yaml_io
 from apps.rubrics.models import Rubric
-from apps.rubrics.selectors import get_version, latest_published, version_content
+from apps.rubrics.selectors import (
+    get_rubric_for_user,
+    get_version,
+    latest_published,
+    version_content,
+)
 
 router = Router()
 
@@ -82,14 +86,20 @@ def list_rubrics(request, slug: str):
             response={200: str, 403: Error, 404: Error}, summary="A rubric version as YAML",
             openapi_extra={"responses": {200: {"content": {"application/x-yaml": {}}}}})
 def rubric_yaml(request, slug: str, rubric_slug: str, version: int | None = None):
-    """The YAML form (as `rubric_export`): the latest published version, or `version`."""
-    access = project_access(request, slug, need=Need.READ)
-    rubric = get_object_or_404(Rubric, project=access.project, slug=rubric_slug)
-    chosen = get_version(rubric, version) if version is not None else latest_published(rubric)
+    """The YAML form (as `rubric_export`): the latest published version (the draft if none is
+    published yet), or `version`. The `X-Rubric-Version` header names the version sent."""
+    check_token_scope(request, slug)
+    rubric, _ = get_rubric_for_user(request.user, slug, rubric_slug, need=Need.READ)
+    if version is not None:
+        chosen = get_version(rubric, version)
+    else:
+        chosen = latest_published(rubric) or rubric.versions.order_by("-number").first()
     if chosen is None:
-        chosen = get_object_or_404(rubric.versions.order_by("-number")[:1])
-    return HttpResponse(yaml_io.dump(version_content(chosen)),
-                        content_type="application/x-yaml; charset=utf-8")
+        raise Http404("The rubric has no version yet")
+    response = HttpResponse(yaml_io.dump(version_content(chosen)),
+                            content_type="application/x-yaml; charset=utf-8")
+    response["X-Rubric-Version"] = str(chosen.number)
+    return response
 
 
 def _dataset_out(dataset: Dataset) -> DatasetOut:
@@ -134,4 +144,4 @@ def import_items(request, slug: str, name: str, file: File[UploadedFile],
         problems=[Problem(line=p.line, field=p.field, message=p.message) for p in result.problems],
         summary=result.summary(),
     )
-    return (201 if result.ok else 422), body
+    return Status(201 if result.ok else 422, body)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django.db import connection
 
 from apps.datasets.models import Dataset, Item, Kind
@@ -74,22 +76,62 @@ def clean_item_row(row: dict, *, kind: str, line: int) -> tuple[dict, list[RowPr
     return item, problems
 
 
-def existing_ids(dataset: Dataset, ids: list[str]) -> set[str]:
-    if dataset.pk is None or not dataset.item_count:
-        return set()
-    return set(
+def existing_ids(dataset: Dataset, ids: list[str]) -> dict[str, int]:
+    """Which of these ids the dataset already holds, with their positions."""
+    if dataset.pk is None:
+        return {}
+    return dict(
         Item.objects.filter(dataset=dataset, external_id__in=ids).values_list(
-            "external_id", flat=True
+            "external_id", "position"
         )
     )
 
 
-def items_insert(dataset: Dataset, items: list[dict], *, first_position: int) -> list[Item]:
-    """Insert one batch; the returned Items carry their primary keys."""
+_COPY_COLUMNS = ("external_id", "prompt", "response", "response_a", "response_b", "reference")
+
+
+def items_insert(
+    dataset: Dataset, items: list[dict], *, first_position: int, need_ids: bool = True
+) -> list[int]:
+    """Insert one batch at positions first_position.. and return the new primary keys in order
+    (an empty list when need_ids is False and the backend would have to look them up)."""
+    if connection.vendor == "postgresql":
+        return _items_copy(dataset, items, first_position=first_position, need_ids=need_ids)
     objects = [
         Item(dataset=dataset, position=first_position + i, **fields)
         for i, fields in enumerate(items)
     ]
-    # PostgreSQL and SQLite >= 3.35 return primary keys from a bulk insert.
+    # SQLite >= 3.35 returns primary keys from a bulk insert.
     assert connection.features.can_return_rows_from_bulk_insert
-    return Item.objects.bulk_create(objects, batch_size=1000)
+    return [item.pk for item in Item.objects.bulk_create(objects, batch_size=1000)]
+
+
+def _items_copy(
+    dataset: Dataset, items: list[dict], *, first_position: int, need_ids: bool
+) -> list[int]:
+    """PostgreSQL: COPY instead of bulk_create, about twice as fast for 1 KB rows (measured with
+    benchmarks/bench_import.py). bulk_create spends most of its time building Item objects and
+    quoting every value into INSERT ... UNNEST arrays; COPY streams the row values as they are.
+
+    COPY returns no ids, so they are read back by position: the importer holds the dataset's
+    row lock, so positions first_position.. belong to this batch alone.
+    """
+    table = Item._meta.db_table
+    columns = ", ".join(("dataset_id", "position", *_COPY_COLUMNS, "metadata"))
+    with connection.cursor() as cursor:
+        with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for i, fields in enumerate(items):
+                copy.write_row((
+                    dataset.pk, first_position + i, *(fields.get(c, "") for c in _COPY_COLUMNS),
+                    json.dumps(fields.get("metadata") or {}),
+                ))
+        if not need_ids:
+            return []
+        cursor.execute(
+            f"SELECT id FROM {table} WHERE dataset_id = %s AND position >= %s AND position < %s "
+            "ORDER BY position",
+            [dataset.pk, first_position, first_position + len(items)],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    assert len(ids) == len(items), "positions of an import batch must be its own"
+    return ids

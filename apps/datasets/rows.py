@@ -9,12 +9,17 @@ from __future__ import annotations
 import codecs
 import csv
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
 
 BOM = codecs.BOM_UTF8
 JSON_COLUMNS = ("labels", "judgments", "metadata")
+# JSON may spell a NUL or half of a surrogate pair as an escape; PostgreSQL stores neither (text
+# and jsonb refuse NUL; psycopg cannot encode a lone surrogate), so without this check such a row
+# fails at INSERT time with a server error instead of a line-numbered problem.
+_SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,37 @@ class RowProblem:
 
 
 Row = tuple[int, dict | RowProblem]
+
+
+def _text_problem(value) -> str | None:
+    """Why a parsed value cannot be stored as text, looking inside lists and objects."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "contains a NUL character"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "contains an unpaired surrogate (\\ud800-\\udfff)"
+        return None
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            found = _text_problem(key) or _text_problem(inner)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for inner in value:
+            found = _text_problem(inner)
+            if found:
+                return found
+    return None
+
+
+def _unstorable(row: dict, line: int) -> RowProblem | None:
+    for key, value in row.items():
+        found = _text_problem(key) or _text_problem(value)
+        if found:
+            return RowProblem(line, key if isinstance(key, str) else "", found)
+    return None
 
 
 def guess_format(filename: str) -> str:
@@ -72,6 +108,12 @@ def _iter_jsonl(stream: IO[bytes]) -> Iterator[Row]:
         if not isinstance(row, dict):
             yield number, RowProblem(number, "", "each line must be one JSON object")
             continue
+        # Walk the row only when the line spells a suspect escape: most lines never do.
+        if _SUSPECT_ESCAPE.search(text):
+            bad = _unstorable(row, number)
+            if bad is not None:
+                yield number, bad
+                continue
         yield number, row
     if not seen_any:
         yield 0, RowProblem(0, "", "the file is empty")
@@ -84,20 +126,43 @@ class _BadBytes(Exception):
         self.position = exc.start + 1
 
 
-def _decoded_lines(stream: IO[bytes]) -> Iterator[str]:
-    # Decode line by line (not through one TextIOWrapper) so a bad byte names its exact line;
-    # csv.reader joins quoted newlines across these lines itself.
-    for number, raw in enumerate(stream, start=1):
-        if number == 1 and raw.startswith(BOM):
+class _Lines:
+    """Decoded lines for csv.reader, noting the line on which each record starts.
+
+    Decoded line by line (not through one TextIOWrapper) so a bad byte names its exact line;
+    csv.reader joins quoted newlines across these lines itself. reader.line_num only gives the
+    last line of a record, which is wrong for records with quoted newlines or after blank lines.
+    """
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._raw = iter(stream)
+        self.number = 0
+        self.record_start = 0
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        raw = next(self._raw)
+        self.number += 1
+        if self.number == 1 and raw.startswith(BOM):
             raw = raw[len(BOM) :]
         try:
-            yield raw.decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise _BadBytes(number, exc) from None
+            raise _BadBytes(self.number, exc) from None
+        if not self.record_start and text.strip("\r\n"):
+            self.record_start = self.number
+        return text
+
+    def take_start(self) -> int:
+        start, self.record_start = self.record_start, 0
+        return start
 
 
 def _iter_csv(stream: IO[bytes]) -> Iterator[Row]:
-    reader = csv.DictReader(_decoded_lines(stream), strict=True)
+    lines = _Lines(stream)
+    reader = csv.DictReader(lines, strict=True)
     try:
         header = reader.fieldnames
     except _BadBytes as bad:
@@ -113,8 +178,8 @@ def _iter_csv(stream: IO[bytes]) -> Iterator[Row]:
     if duplicates:
         yield 1, RowProblem(1, "", f"duplicate columns: {', '.join(duplicates)}")
         return
+    lines.take_start()
     seen_any = False
-    start = reader.line_num + 1
     while True:
         try:
             record = next(reader)
@@ -125,9 +190,10 @@ def _iter_csv(stream: IO[bytes]) -> Iterator[Row]:
             yield bad.line, RowProblem(bad.line, "", message)
             return
         except csv.Error as exc:
-            yield start, RowProblem(start, "", f"unreadable CSV: {exc}; reading stopped here")
+            line = lines.take_start() or lines.number
+            yield line, RowProblem(line, "", f"unreadable CSV: {exc}; reading stopped here")
             return
-        line, start = start, reader.line_num + 1
+        line = lines.take_start() or reader.line_num
         if not any((value or "").strip() for value in record.values() if isinstance(value, str)):
             continue
         seen_any = True
@@ -149,6 +215,6 @@ def _iter_csv(stream: IO[bytes]) -> Iterator[Row]:
                     break
             else:
                 row[column] = value
-        yield line, problem or row
+        yield line, problem or _unstorable(row, line) or row
     if not seen_any:
         yield 0, RowProblem(0, "", "the file has a header but no rows")

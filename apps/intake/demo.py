@@ -20,6 +20,7 @@ from apps.datasets.models import Dataset
 from apps.intake.services import ImportResult, dataset_file_import
 from apps.projects.models import Membership, Project, Role
 from apps.rubrics import content as content_mod
+from apps.rubrics.models import Rubric
 from apps.rubrics.services import rubric_import
 
 DATA_DIR = Path(settings.BASE_DIR) / "demo_data"
@@ -211,19 +212,23 @@ def load_demo(*, login: tuple[str, str] | None = ("demo", "demo")) -> DemoResult
                 "is_demo": True,
             },
         )
+        if not new and not project.is_demo:
+            raise RuntimeError(
+                f"a project with slug '{PROJECT_SLUG}' exists and is not the demo; "
+                "rename it (its slug) to load the demo"
+            )
         (created if new else skipped).append("project")
         for spec in (PANDALM_RUBRIC, HANNA_RUBRIC):
-            rubric, version, changed = rubric_import(
-                project=project, content=content_mod.validate(spec), publish=False
+            # A rubric that exists is left alone: users edit the demo rubrics, and loading the
+            # demo again must neither overwrite their draft nor publish a version over theirs.
+            if Rubric.objects.filter(project=project, slug=spec["rubric"]).exists():
+                skipped.append(f"rubric {spec['rubric']}")
+                continue
+            rubric_import(
+                project=project, content=content_mod.validate(spec), publish=True,
+                note="Demo rubric, written from the data set's paper.",
             )
-            if not version.is_published:
-                from apps.rubrics.services import rubric_publish
-
-                rubric_publish(rubric=rubric, user=None,
-                               note="Demo rubric, written from the data set's paper.")
-                created.append(f"rubric {rubric.slug}")
-            else:
-                skipped.append(f"rubric {rubric.slug}")
+            created.append(f"rubric {spec['rubric']}")
     if not Dataset.objects.filter(project=project, name=PANDALM_DATASET).exists():
         result = _import_rows(
             project, PANDALM_DATASET, pandalm_rows(),
@@ -239,17 +244,20 @@ def load_demo(*, login: tuple[str, str] | None = ("demo", "demo")) -> DemoResult
     if not Dataset.objects.filter(project=project, name=HANNA_DATASET).exists():
         stats: dict = {}
         rows = list(hanna_rows(stats=stats))
-        result = _import_rows(
-            project, HANNA_DATASET, rows,
-            "HANNA (Chhun et al., COLING 2022): 1,056 stories rated 1-5 on six criteria by "
-            "three humans, and by Beluga-13B, Llama-13B, Mistral-7B and ChatGPT under four "
-            "prompts (each rating a mean of 3 samples). Ratings only: the story texts are not "
-            f"distributed with this file. {stats.get('skipped', 0)} LLM means outside 1-5 "
-            "(they contain a failed sample) were not imported. MIT licence.",
-            rubric_slug=HANNA_RUBRIC["rubric"],
-        )
-        _raise_on_problems(result)
-        Dataset.objects.filter(pk=result.dataset.pk).update(texts_available=False)
+        # One transaction with the flag below: a HANNA dataset that claims to carry texts would
+        # otherwise survive a crash in between, and a second load_demo would skip it.
+        with transaction.atomic():
+            result = _import_rows(
+                project, HANNA_DATASET, rows,
+                "HANNA (Chhun et al., COLING 2022): 1,056 stories rated 1-5 on six criteria by "
+                "three humans, and by Beluga-13B, Llama-13B, Mistral-7B and ChatGPT under four "
+                "prompts (each rating a mean of 3 samples). Ratings only: the story texts are "
+                f"not distributed with this file. {stats.get('skipped', 0)} LLM means outside "
+                "1-5 (they contain a failed sample) were not imported. MIT licence.",
+                rubric_slug=HANNA_RUBRIC["rubric"],
+            )
+            _raise_on_problems(result)
+            Dataset.objects.filter(pk=result.dataset.pk).update(texts_available=False)
         created.append(f"dataset {HANNA_DATASET} ({result.summary()})")
     else:
         skipped.append(f"dataset {HANNA_DATASET}")

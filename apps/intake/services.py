@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 
 from apps.datasets.ingest import clean_item_row, existing_ids, infer_kind, items_insert
-from apps.datasets.models import Dataset, Item
+from apps.datasets.models import Dataset
 from apps.datasets.rows import RowProblem, iter_rows
 from apps.judging.ingest import ImportedRuns, clean_judgments, verdicts_insert
 from apps.labeling.ingest import clean_labels, labels_insert
@@ -71,14 +71,21 @@ class _Import:
         self.rubric_slug = rubric_slug
         self.version = version
         self.result = ImportResult(dataset_name=dataset_name)
-        self.dataset = Dataset.objects.filter(project=project, name=dataset_name).first()
+        # Built inside the import's transaction: the row lock makes a second import into the
+        # same dataset wait, so two appends cannot both take positions from the same item_count.
+        self.dataset = (
+            Dataset.objects.select_for_update().filter(project=project, name=dataset_name).first()
+        )
         self.cap = settings.IMPORT_MAX_ERRORS
-        self.seen_ids: set[str] = set()
+        # Ids read since the last flush, with their lines. Older ids are in the database and
+        # are found there (existing_ids), so memory stays one batch whatever the file's length.
+        self.batch_ids: dict[str, int] = {}
         self.batch: list[_Pending] = []
         self.criteria: dict[str, dict] | None = None
         self.asked_for_rubric = False
         self.runs: ImportedRuns | None = None
         self.position = self.dataset.item_count if self.dataset else 0
+        self.first_position = self.position  # positions from here on come from this file
         self.started = False
 
     # -- problems -------------------------------------------------------------------------
@@ -153,9 +160,10 @@ class _Import:
         item, problems = clean_item_row(row, kind=self.kind, line=line)
         item_id = item["external_id"]
         if item_id:
-            if item_id in self.seen_ids:
+            if item_id in self.batch_ids:
                 problems.append(RowProblem(line, "id", f"duplicate id {item_id!r} in this file"))
-            self.seen_ids.add(item_id)
+            else:
+                self.batch_ids[item_id] = line
         labels: list[dict] = []
         verdicts: list[dict] = []
         if row.get("labels") or row.get("judgments"):
@@ -169,42 +177,64 @@ class _Import:
             self.problem(p)
         if self.result.problems:
             self.batch.clear()  # nothing more will be stored; keep reading only to report
-            return
-        self.batch.append(_Pending(line, item, labels, verdicts))
-        if len(self.batch) >= BATCH:
+        else:
+            self.batch.append(_Pending(line, item, labels, verdicts))
+        if len(self.batch_ids) >= BATCH:
             self.flush()
 
+    def _check_ids(self) -> None:
+        """Report ids of this batch that the database already holds for the dataset.
+
+        Trade-off for bounded memory: after the first problem nothing more is inserted, so an
+        id that repeats one of a batch that was never inserted is found only within its own
+        batch. Such a file fails anyway; the repeat is reported once the other problems are
+        fixed.
+        """
+        if self.position == 0 or not self.batch_ids:
+            return  # nothing of this dataset is in the database yet
+        clashes = existing_ids(self.dataset, list(self.batch_ids))
+        for item_id, position in sorted(clashes.items(), key=lambda c: self.batch_ids[c[0]]):
+            if position >= self.first_position:
+                message = f"duplicate id {item_id!r} in this file"
+            else:
+                message = f"id {item_id!r} is already in the dataset"
+            self.problem(RowProblem(self.batch_ids[item_id], "id", message))
+
     def flush(self) -> None:
+        self._check_ids()
+        self.batch_ids.clear()
         if not self.batch or self.result.problems:
-            return
-        clashes = existing_ids(self.dataset, [p.item["external_id"] for p in self.batch])
-        if clashes:
-            for p in self.batch:
-                if p.item["external_id"] in clashes:
-                    self.problem(RowProblem(
-                        p.line, "id", f"id {p.item['external_id']!r} is already in the dataset"
-                    ))
             self.batch.clear()
             return
-        items: list[Item] = items_insert(
-            self.dataset, [p.item for p in self.batch], first_position=self.position
+        riders = any(p.labels or p.verdicts for p in self.batch)
+        ids = items_insert(
+            self.dataset, [p.item for p in self.batch], first_position=self.position,
+            need_ids=riders,
         )
-        self.position += len(items)
-        self.result.items += len(items)
-        self.result.labels += labels_insert(
-            [(item, p.labels) for item, p in zip(items, self.batch, strict=True) if p.labels]
-        )
-        if self.runs is not None:
-            self.result.verdicts += verdicts_insert(
-                [(item, p.verdicts) for item, p in zip(items, self.batch, strict=True)
-                 if p.verdicts],
-                runs=self.runs,
+        self.position += len(self.batch)
+        self.result.items += len(self.batch)
+        if riders:
+            self.result.labels += labels_insert(
+                [(pk, p.labels) for pk, p in zip(ids, self.batch, strict=True) if p.labels]
             )
+            if self.runs is not None:
+                self.result.verdicts += verdicts_insert(
+                    [(pk, p.verdicts) for pk, p in zip(ids, self.batch, strict=True)
+                     if p.verdicts],
+                    runs=self.runs,
+                )
         self.batch.clear()
+        if settings.DEBUG and not connection.force_debug_cursor:
+            # With DEBUG on (make run), Django keeps the SQL of the last 9,000 queries, and each
+            # batch INSERT carries its rows' text: memory would grow with the file. Test query
+            # counters set force_debug_cursor and keep their log.
+            connection.queries_log.clear()
 
     def finish(self) -> None:
         self.flush()
         if self.result.problems:
+            # Duplicates found in the database come at a batch's end: report in file order.
+            self.result.problems.sort(key=lambda p: p.line)
             return
         if self.dataset is None:
             self.problem(RowProblem(0, "", "the file has no rows"))
@@ -242,12 +272,12 @@ def dataset_file_import(
             f"{settings.DATASET_MAX_UPLOAD_MB} MB (DATASET_MAX_UPLOAD_MB)",
         ))
         return result
-    job = _Import(
-        project=project, dataset_name=dataset_name, kind=kind, rubric_slug=rubric_slug,
-        version=rubric_version, user=user, description=description,
-    )
     try:
         with transaction.atomic():
+            job = _Import(
+                project=project, dataset_name=dataset_name, kind=kind, rubric_slug=rubric_slug,
+                version=rubric_version, user=user, description=description,
+            )
             for line, row in iter_rows(stream, fmt):
                 if isinstance(row, RowProblem):
                     job.problem(row)
@@ -261,4 +291,14 @@ def dataset_file_import(
     except _Rollback:
         job.result.dataset = None
         job.result.items = job.result.labels = job.result.verdicts = 0
+    except IntegrityError:
+        # Expected only from a concurrent import: the same new dataset name, created by another
+        # upload between our look-up and our insert. Everything of this import rolled back.
+        log.warning("dataset import into %r clashed with a concurrent import", dataset_name,
+                    exc_info=True)
+        result.problems.append(RowProblem(
+            0, "dataset", f"another import created or changed '{dataset_name}' at the same "
+            "time; nothing was stored, try again",
+        ))
+        return result
     return job.result

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from apps.datasets.models import Dataset, Item
+from apps.datasets.models import Dataset
 from apps.datasets.rows import RowProblem
 from apps.judging.models import JudgeRun, RunKind, RunStatus, Verdict
 from apps.rubrics import scales
@@ -130,14 +130,15 @@ class ImportedRuns:
         return list(self._runs.values())
 
 
-def verdicts_insert(pairs: list[tuple[Item, list[dict]]], *, runs: ImportedRuns) -> int:
+def verdicts_insert(pairs: list[tuple[int, list[dict]]], *, runs: ImportedRuns) -> int:
+    """Insert the verdicts of a batch: pairs of (item id, cleaned verdicts)."""
     objects = []
-    for item, verdicts in pairs:
+    for item_id, verdicts in pairs:
         for v in verdicts:
             run = runs.get(v["judge"], v["n_samples"])
             objects.append(
                 Verdict(
-                    run=run, item=item, criterion_key=v["criterion_key"], value=v["value"],
+                    run=run, item_id=item_id, criterion_key=v["criterion_key"], value=v["value"],
                     mean=v["mean"], n_samples=v["n_samples"], rationale=v["rationale"],
                     flag=v["flag"],
                 )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from apps.datasets.models import Item
 from apps.datasets.rows import RowProblem
 from apps.labeling.models import HumanLabel, LabelSource
 from apps.rubrics import scales
@@ -64,10 +63,11 @@ def clean_labels(raw, *, criteria: dict[str, dict], line: int) -> tuple[list[dic
     return labels, problems
 
 
-def labels_insert(pairs: list[tuple[Item, list[dict]]]) -> int:
+def labels_insert(pairs: list[tuple[int, list[dict]]]) -> int:
+    """Insert the labels of a batch: pairs of (item id, cleaned labels)."""
     objects = [
-        HumanLabel(item=item, source=LabelSource.IMPORT, **label)
-        for item, labels in pairs
+        HumanLabel(item_id=item_id, source=LabelSource.IMPORT, **label)
+        for item_id, labels in pairs
         for label in labels
     ]
     HumanLabel.objects.bulk_create(objects, batch_size=2000)

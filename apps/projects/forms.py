@@ -53,8 +53,18 @@ class TokenForm(forms.Form):
 
 
 class SignupForm(UserCreationForm):
-    email = forms.EmailField(required=False)
+    email = forms.EmailField(
+        label="E-mail", required=False,
+        help_text="Optional; lets an owner add you to a project by e-mail.",
+    )
 
     class Meta(UserCreationForm.Meta):
         model = get_user_model()
         fields = ("username", "email")
+
+    def clean_email(self) -> str:
+        # Owners add members by e-mail, so one address must name one person.
+        email = self.cleaned_data.get("email", "").strip()
+        if email and get_user_model().objects.filter(email__iexact=email).exists():
+            raise forms.ValidationError("An account with this e-mail address exists already.")
+        return email

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
@@ -52,7 +52,8 @@ def _find_user(identifier: str):
     identifier = identifier.strip()
     if not identifier:
         raise ValidationError({"user": "Give a username or an e-mail address."})
-    matches = list(User.objects.filter(Q(username=identifier) | Q(email__iexact=identifier))[:2])
+    found = User.objects.filter(Q(username=identifier) | Q(email__iexact=identifier))
+    matches = list(found.filter(is_active=True)[:2])
     if not matches:
         raise ValidationError({"user": f"No user '{identifier}'. They need an account first."})
     if len(matches) > 1:
@@ -64,9 +65,21 @@ def member_add(*, project: Project, identifier: str, role: str) -> Membership:
     if role not in Role.values:
         raise ValidationError({"role": f"Unknown role '{role}'."})
     user = _find_user(identifier)
+    duplicate = ValidationError({"user": f"{user.username} is already a member."})
     if Membership.objects.filter(project=project, user=user).exists():
-        raise ValidationError({"user": f"{user.username} is already a member."})
-    return Membership.objects.create(project=project, user=user, role=role)
+        raise duplicate
+    try:
+        with transaction.atomic():
+            return Membership.objects.create(project=project, user=user, role=role)
+    except IntegrityError:  # added by someone else between the check and the insert
+        raise duplicate from None
+
+
+def _lock_members(project: Project) -> None:
+    # Two owners demoting each other at the same moment would each see the other as the
+    # remaining owner and leave none. Locking the project row makes member changes of one
+    # project take turns (SQLite takes turns anyway: one writer at a time).
+    Project.objects.select_for_update().filter(pk=project.pk).first()
 
 
 def _ensure_owner_remains(project: Project, membership: Membership) -> None:
@@ -78,14 +91,17 @@ def _ensure_owner_remains(project: Project, membership: Membership) -> None:
         .exists()
     )
     if not others:
-        raise ValidationError({"role": "A project needs at least one owner."})
+        raise ValidationError(
+            {"role": "A project needs at least one owner: make someone else owner first."}
+        )
 
 
 @transaction.atomic
 def member_set_role(*, project: Project, membership_id: int, role: str) -> Membership:
     if role not in Role.values:
         raise ValidationError({"role": f"Unknown role '{role}'."})
-    membership = Membership.objects.select_for_update().get(project=project, pk=membership_id)
+    _lock_members(project)
+    membership = Membership.objects.get(project=project, pk=membership_id)
     if role != Role.OWNER:
         _ensure_owner_remains(project, membership)
     membership.role = role
@@ -95,8 +111,11 @@ def member_set_role(*, project: Project, membership_id: int, role: str) -> Membe
 
 @transaction.atomic
 def member_remove(*, project: Project, membership_id: int) -> None:
-    membership = Membership.objects.select_for_update().get(project=project, pk=membership_id)
+    _lock_members(project)
+    membership = Membership.objects.get(project=project, pk=membership_id)
     _ensure_owner_remains(project, membership)
+    # Their tokens go too: a token must not come back to life if they are added again later.
+    ApiToken.objects.filter(project=project, user_id=membership.user_id).delete()
     membership.delete()
 
 

@@ -1,13 +1,20 @@
 from __future__ import annotations
 
+import copy
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
 from apps.projects import services
 from apps.projects.access import Need, get_project_for_user
@@ -19,12 +26,23 @@ from apps.projects.forms import (
     SignupForm,
     TokenForm,
 )
-from apps.projects.models import ApiToken, Membership
+from apps.projects.models import ApiToken, Membership, Role
 
 
 def _apply_errors(form, exc: ValidationError) -> None:
     for field, errors in exc.message_dict.items():
         form.add_error(field if field in form.fields else None, errors)
+
+
+class SignInView(LoginView):
+    """Django's login view; the sign-up link follows ALLOW_SIGNUP at request time."""
+
+    redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["allow_signup"] = settings.ALLOW_SIGNUP
+        return context
 
 
 @require_http_methods(["GET", "POST"])
@@ -39,7 +57,8 @@ def signup(request: HttpRequest) -> HttpResponse:
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         messages.success(request, f"Welcome, {user.username}. Create your first project.")
         return redirect("project_create")
-    return render(request, "registration/signup.html", {"form": form})
+    status = 422 if request.method == "POST" else 200
+    return render(request, "registration/signup.html", {"form": form}, status=status)
 
 
 @login_required
@@ -65,7 +84,8 @@ def project_create(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Project '{project.name}' created.")
             return redirect("project_home", slug=project.slug)
-    return render(request, "projects/project_form.html", {"form": form})
+    status = 422 if request.method == "POST" else 200
+    return render(request, "projects/project_form.html", {"form": form}, status=status)
 
 
 @login_required
@@ -73,7 +93,7 @@ def project_create(request: HttpRequest) -> HttpResponse:
 def project_home(request: HttpRequest, slug: str) -> HttpResponse:
     access = get_project_for_user(request.user, slug, need=Need.MEMBER)
     project = access.project
-    context = {"access": access, "project": project}
+    context = {"access": access, "project": project, "nav": "home"}
     if access.can_read:
         # Lazy imports keep projects below the apps that stand on it (DESIGN.md).
         from apps.datasets.models import Dataset
@@ -90,14 +110,17 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
     access = get_project_for_user(
         request.user, slug, need=Need.OWN if request.method == "POST" else Need.READ
     )
-    form = ProjectSettingsForm(request.POST or None, instance=access.project)
+    # A copy: validating a ModelForm writes the posted values into its instance, and a
+    # rejected name must not show up in the page's navigation.
+    form = ProjectSettingsForm(request.POST or None, instance=copy.copy(access.project))
     if request.method == "POST" and form.is_valid():
-        form.save()
+        services.project_update_settings(project=access.project, **form.cleaned_data)
         messages.success(request, "Settings saved.")
         return redirect("project_settings", slug=slug)
     return render(
         request, "projects/project_settings.html",
-        {"access": access, "project": access.project, "form": form},
+        {"access": access, "project": access.project, "form": form, "nav": "settings"},
+        status=422 if request.method == "POST" else 200,
     )
 
 
@@ -109,7 +132,13 @@ def _members_context(access, add_form=None) -> dict:
         "members": members,
         "add_form": add_form or MemberAddForm(),
         "roles": MemberRoleForm.base_fields["role"].choices,
+        "nav": "members",
     }
+
+
+def _member_table(request: HttpRequest, access, *, status: int = 200) -> HttpResponse:
+    return render(request, "projects/members.html#member_table", _members_context(access),
+                  status=status)
 
 
 @login_required
@@ -133,12 +162,21 @@ def member_list(request: HttpRequest, slug: str) -> HttpResponse:
             messages.success(
                 request, f"{membership.user.username} added as {membership.get_role_display()}."
             )
-            if request.htmx:
-                return render(request, "projects/members.html#member_table",
-                              _members_context(access))
-            return redirect("member_list", slug=slug)
-    template = "projects/members.html#add_member" if request.htmx else "projects/members.html"
-    return render(request, template, _members_context(access, form), status=422)
+            if not request.htmx:
+                return redirect("member_list", slug=slug)
+            # The table takes the new row; an empty form replaces the one just sent.
+            context = _members_context(access)
+            html = render_to_string("projects/members.html#member_table", context, request)
+            html += render_to_string("projects/members.html#add_member",
+                                     context | {"add_oob": True}, request)
+            return HttpResponse(html)
+    if not request.htmx:
+        return render(request, "projects/members.html", _members_context(access, form),
+                      status=422)
+    # The form posts with the table as its target; its errors belong in the form itself.
+    response = render(request, "projects/members.html#add_member",
+                      _members_context(access, form), status=422)
+    return reswap(retarget(response, "#add-member"), "outerHTML")
 
 
 def _membership_or_404(access, membership_id: int) -> Membership:
@@ -148,28 +186,42 @@ def _membership_or_404(access, membership_id: int) -> Membership:
     return membership
 
 
+def _leave_page(request: HttpRequest, url: str) -> HttpResponse:
+    if request.htmx:
+        return HttpResponseClientRedirect(url)
+    return redirect(url)
+
+
 @login_required
 @require_POST
 def member_role(request: HttpRequest, slug: str, membership_id: int) -> HttpResponse:
     access = get_project_for_user(request.user, slug, need=Need.OWN)
-    _membership_or_404(access, membership_id)
+    membership = _membership_or_404(access, membership_id)
     form = MemberRoleForm(request.POST)
     status = 200
     if not form.is_valid():
-        messages.error(request, "Choose a role.")
+        messages.error(request, "Choose a role: owner, editor or labeller.")
         status = 422
     else:
+        new_role = Role(form.cleaned_data["role"])
         try:
             services.member_set_role(
-                project=access.project, membership_id=membership_id, role=form.cleaned_data["role"]
+                project=access.project, membership_id=membership_id, role=new_role
             )
-            messages.success(request, "Role changed.")
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
             status = 422
+        else:
+            messages.success(
+                request, f"{membership.user.username} is now {new_role.label.lower()}."
+            )
+            if membership.user_id == request.user.pk and new_role != Role.OWNER:
+                # An owner who stepped down no longer manages members: reload what they may see.
+                after = get_project_for_user(request.user, slug, need=Need.MEMBER)
+                target = "member_list" if after.can_read else "project_home"
+                return _leave_page(request, reverse(target, args=[slug]))
     if request.htmx:
-        return render(request, "projects/members.html#member_table", _members_context(access),
-                      status=status)
+        return _member_table(request, access, status=status)
     return redirect("member_list", slug=slug)
 
 
@@ -177,20 +229,24 @@ def member_role(request: HttpRequest, slug: str, membership_id: int) -> HttpResp
 @require_POST
 def member_remove(request: HttpRequest, slug: str, membership_id: int) -> HttpResponse:
     access = get_project_for_user(request.user, slug, need=Need.OWN)
-    _membership_or_404(access, membership_id)
+    membership = _membership_or_404(access, membership_id)
     status = 200
     try:
         services.member_remove(project=access.project, membership_id=membership_id)
-        messages.success(request, "Member removed.")
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         status = 422
+    else:
+        if membership.user_id == request.user.pk:
+            messages.success(request, f"You left '{access.project.name}'.")
+            return _leave_page(request, reverse("project_list"))
+        messages.success(request, f"{membership.user.username} removed.")
     if request.htmx:
-        return render(request, "projects/members.html#member_table", _members_context(access),
-                      status=status)
+        return _member_table(request, access, status=status)
     return redirect("member_list", slug=slug)
 
 
+@never_cache  # the one response that carries a raw token must not sit in any cache
 @login_required
 @require_http_methods(["GET", "POST"])
 def token_list(request: HttpRequest, slug: str) -> HttpResponse:
@@ -198,16 +254,26 @@ def token_list(request: HttpRequest, slug: str) -> HttpResponse:
     access = get_project_for_user(request.user, slug, need=Need.MEMBER)
     form = TokenForm(request.POST or None)
     new_token = None
-    if request.method == "POST" and form.is_valid():
-        _, new_token = services.token_create(
-            user=request.user, project=access.project, name=form.cleaned_data["name"]
-        )
-        form = TokenForm()
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                _, new_token = services.token_create(
+                    user=request.user, project=access.project, name=form.cleaned_data["name"]
+                )
+            except ValidationError as exc:
+                _apply_errors(form, exc)
+                status = 422
+            else:
+                form = TokenForm()
+        else:
+            status = 422
     tokens = ApiToken.objects.filter(user=request.user, project=access.project)
     return render(
         request, "projects/tokens.html",
         {"access": access, "project": access.project, "form": form, "tokens": tokens,
-         "new_token": new_token},
+         "new_token": new_token, "nav": "tokens"},
+        status=status,
     )
 
 

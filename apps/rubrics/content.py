@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 
 from apps.rubrics import prompting, scales
@@ -14,6 +15,7 @@ MODES = ("pointwise", "pairwise")
 _KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,59}$")
 _TOP_FIELDS = ("rubric", "name", "mode", "description", "pass_threshold", "prompt", "criteria")
 _CRITERION_FIELDS = ("key", "name", "description", "weight", "scale")
+NAME_MAX = 120  # Rubric.name and Criterion.name columns
 
 
 class ContentError(ValueError):
@@ -24,7 +26,10 @@ class ContentError(ValueError):
         self.errors = errors
 
 
-def _text(data: dict, field: str, path: str, errors: list[str], *, required: bool) -> str:
+def _text(
+    data: dict, field: str, path: str, errors: list[str], *, required: bool,
+    max_length: int | None = None,
+) -> str:
     value = data.get(field)
     if value is None:
         if required:
@@ -33,15 +38,34 @@ def _text(data: dict, field: str, path: str, errors: list[str], *, required: boo
     if not isinstance(value, str):
         errors.append(f"{path}{field}: must be text")
         return ""
+    if max_length is not None and len(value) > max_length:
+        errors.append(f"{path}{field}: at most {max_length} characters")
     return value
+
+
+def _unknown(mapping: dict, known, path: str) -> list[str]:
+    # str() first: YAML keys may be numbers or booleans, which do not sort with text.
+    return [f"{path}{name}: unknown field" for name in sorted(map(str, set(mapping) - set(known)))]
+
+
+def clean_text(text: str) -> str:
+    """Canonical multi-line text: no trailing spaces on a line, no blank lines around it.
+
+    YAML literal blocks cannot carry trailing spaces, so without this a rubric typed in the
+    browser would not hash the same after a round trip through a file.
+    """
+    return "\n".join(line.rstrip() for line in text.split("\n")).strip("\n")
 
 
 def _number(value, path: str, errors: list[str], *, low: float, high: float | None) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         errors.append(f"{path}: must be a number")
         return 0.0
+    if not math.isfinite(value):
+        errors.append(f"{path}: must be a finite number")
+        return 0.0
     if value < low or (high is not None and value > high):
-        bound = f"from {low} to {high}" if high is not None else f"at least {low}"
+        bound = f"from {low:g} to {high:g}" if high is not None else f"at least {low:g}"
         errors.append(f"{path}: must be {bound}")
     return float(value)
 
@@ -50,15 +74,13 @@ def validate(data) -> dict:
     """Check a content mapping and return it in canonical form, or raise ContentError."""
     if not isinstance(data, dict):
         raise ContentError(["(top): a rubric is a mapping with rubric, name, mode, criteria"])
-    errors: list[str] = []
-    unknown = sorted(set(data) - set(_TOP_FIELDS))
-    errors += [f"{field}: unknown field" for field in unknown]
+    errors: list[str] = _unknown(data, _TOP_FIELDS, "")
     slug = _text(data, "rubric", "", errors, required=True)
-    if slug and not _KEY_RE.match(slug):
+    if slug and not _KEY_RE.fullmatch(slug):
         errors.append("rubric: a slug of lower-case letters, digits, - and _ (max 60)")
-    name = _text(data, "name", "", errors, required=False) or slug
+    name = _text(data, "name", "", errors, required=False, max_length=NAME_MAX).strip() or slug
     mode = data.get("mode", "pointwise")
-    if mode not in MODES:
+    if not isinstance(mode, str) or mode not in MODES:
         errors.append(f"mode: must be one of {', '.join(MODES)}")
     description = _text(data, "description", "", errors, required=False)
     threshold = _number(
@@ -68,14 +90,20 @@ def validate(data) -> dict:
     if not isinstance(prompt, dict):
         errors.append("prompt: a mapping with system and user templates")
         prompt = {}
-    errors += [f"prompt.{f}: unknown field" for f in sorted(set(prompt) - {"system", "user"})]
+    errors += _unknown(prompt, ("system", "user"), "prompt.")
     pairwise = mode == "pairwise"
-    default_system = (
-        prompting.DEFAULT_SYSTEM_PAIRWISE if pairwise else prompting.DEFAULT_SYSTEM_POINTWISE
+    # A template left out gets the mode's default; one written as "" stays empty, so a system
+    # message deliberately cleared in the editor is not brought back by publishing.
+    system = (
+        _text(prompt, "system", "prompt.", errors, required=False)
+        if prompt.get("system") is not None
+        else prompting.DEFAULT_SYSTEM_PAIRWISE if pairwise else prompting.DEFAULT_SYSTEM_POINTWISE
     )
-    default_user = prompting.DEFAULT_USER_PAIRWISE if pairwise else prompting.DEFAULT_USER_POINTWISE
-    system = _text(prompt, "system", "prompt.", errors, required=False) or default_system
-    user = _text(prompt, "user", "prompt.", errors, required=False) or default_user
+    user = (
+        _text(prompt, "user", "prompt.", errors, required=False)
+        if prompt.get("user") is not None
+        else prompting.DEFAULT_USER_PAIRWISE if pairwise else prompting.DEFAULT_USER_POINTWISE
+    )
     for field, template in (("system", system), ("user", user)):
         errors += [f"prompt.{field}: {e}" for e in prompting.template_errors(template)]
     errors += template_coverage_errors(user, pairwise=pairwise, path="prompt.user")
@@ -90,7 +118,7 @@ def validate(data) -> dict:
         criterion = clean_criterion(raw, path=f"criteria[{i}]", pairwise=pairwise, errors=errors)
         if criterion is None:
             continue
-        if criterion["key"] in seen:
+        if criterion["key"] and criterion["key"] in seen:
             errors.append(f"criteria[{i}].key: '{criterion['key']}' is used twice")
         seen.add(criterion["key"])
         criteria.append(criterion)
@@ -102,9 +130,9 @@ def validate(data) -> dict:
         "rubric": slug,
         "name": name,
         "mode": mode,
-        "description": description.strip("\n"),
+        "description": clean_text(description),
         "pass_threshold": threshold,
-        "prompt": {"system": system.strip("\n"), "user": user.strip("\n")},
+        "prompt": {"system": clean_text(system), "user": clean_text(user)},
         "criteria": criteria,
     }
 
@@ -114,9 +142,9 @@ def clean_criterion(raw, *, path: str, pairwise: bool, errors: list[str]) -> dic
     if not isinstance(raw, dict):
         errors.append(f"{path}: must be a mapping")
         return None
-    errors += [f"{path}.{f}: unknown field" for f in sorted(set(raw) - set(_CRITERION_FIELDS))]
+    errors += _unknown(raw, _CRITERION_FIELDS, f"{path}.")
     key = _text(raw, "key", f"{path}.", errors, required=True)
-    if key and not _KEY_RE.match(key):
+    if key and not _KEY_RE.fullmatch(key):
         errors.append(f"{path}.key: lower-case letters, digits, - and _ (max 60)")
     weight = _number(raw.get("weight", 1), f"{path}.weight", errors, low=0.0, high=None)
     scale = raw.get("scale")
@@ -126,10 +154,11 @@ def clean_criterion(raw, *, path: str, pairwise: bool, errors: list[str]) -> dic
             errors.append(f"{path}.scale.type: a pairwise rubric uses the pairwise scale")
         if not pairwise and scale["type"] == scales.PAIRWISE:
             errors.append(f"{path}.scale.type: the pairwise scale needs mode: pairwise")
+    name = _text(raw, "name", f"{path}.", errors, required=False, max_length=NAME_MAX)
     return {
         "key": key,
-        "name": _text(raw, "name", f"{path}.", errors, required=False) or key,
-        "description": _text(raw, "description", f"{path}.", errors, required=False),
+        "name": name.strip() or key,
+        "description": clean_text(_text(raw, "description", f"{path}.", errors, required=False)),
         "weight": weight,
         "scale": _canonical_scale(scale),
     }
@@ -148,19 +177,24 @@ def template_coverage_errors(user_template: str, *, pairwise: bool, path: str) -
 
 
 def _canonical_scale(scale) -> dict:
+    """The scale in canonical form. Called on invalid input too (its errors are already
+    recorded), so it must not assume any field has the right type."""
     if not isinstance(scale, dict):
         return {}
     levels = []
-    for level in scale.get("levels") or []:
+    raw_levels = scale.get("levels")
+    for level in raw_levels if isinstance(raw_levels, list) else []:
         if not isinstance(level, dict):
             continue
+        label, anchor = level.get("label"), level.get("anchor")
         clean = {
             "value": level.get("value"),
-            "label": level.get("label") or "",
-            "anchor": (level.get("anchor") or "").strip(),
+            "label": label.strip() if isinstance(label, str) else "",
+            "anchor": clean_text(anchor).strip() if isinstance(anchor, str) else "",
         }
-        if scale.get("type") == scales.CATEGORICAL and level.get("score") is not None:
-            clean["score"] = float(level["score"])
+        score = level.get("score")
+        if scale.get("type") == scales.CATEGORICAL and isinstance(score, int | float):
+            clean["score"] = float(score)
         levels.append(clean)
     return {"type": scale.get("type"), "levels": levels}
 

@@ -20,7 +20,8 @@ class LevelRow:
     label: str = ""
     anchor: str = ""
     score: str = ""
-    errors: list[str] = field(default_factory=list)
+    # field name ("value", "label", "anchor", "score") -> messages, shown next to that field
+    errors: dict[str, list[str]] = field(default_factory=dict)
     value_editable: bool = False
 
 
@@ -68,9 +69,8 @@ class CriterionForm:
             level = _LEVEL_ERROR_RE.match(message)
             plain = _FIELD_ERROR_RE.match(message)
             if level and int(level.group(1)) < len(self.levels):
-                self.levels[int(level.group(1))].errors.append(
-                    f"{level.group(2)}: {level.group(3)}"
-                )
+                row = self.levels[int(level.group(1))]
+                row.errors.setdefault(level.group(2), []).append(level.group(3))
             elif plain:
                 self.errors.setdefault(plain.group(1), []).append(plain.group(2))
             else:
@@ -117,14 +117,40 @@ def blank_form(*, pairwise: bool) -> CriterionForm:
     )
 
 
+def _field(data, prefix: str, name: str, default: dict, *, submitted: bool) -> str:
+    """One cell of a level row: as typed when the row was submitted, else the default."""
+    if submitted:
+        return (data.get(prefix + name) or "").strip()
+    fallback = default.get(name)
+    if fallback is None:
+        return ""
+    return f"{fallback:g}" if name == "score" else str(fallback)
+
+
 def form_from_post(data, *, pairwise: bool) -> CriterionForm:
-    scale_type = data.get("scale_type") or (scales.PAIRWISE if pairwise else scales.ORDINAL)
-    if scale_type not in scales.SCALE_TYPES:
-        scale_type = scales.ORDINAL
+    """The form as submitted, or as it should be re-drawn after a change of scale or size.
+
+    `shown_scale_type` (a hidden field) is the scale the rows were drawn for. When the scale
+    changes, values, labels and scores of the old scale mean nothing on the new one and start
+    from the new scale's defaults; anchors already written are kept, since losing typed text to
+    a stray click is worse than an anchor to reword. Rows added by a larger N start blank.
+    A scale with fixed values (binary, pairwise) ignores N.
+    """
+    if pairwise:
+        scale_type = scales.PAIRWISE
+    else:
+        scale_type = data.get("scale_type") or scales.ORDINAL
+        if scale_type not in (scales.BINARY, scales.ORDINAL, scales.CATEGORICAL):
+            scale_type = scales.ORDINAL
+    same_scale = data.get("shown_scale_type", scale_type) == scale_type
+    default_n = len(scales.default_levels(scale_type))
+    rows_shown = sum(1 for i in range(10) if f"level-{i}-anchor" in data)
     try:
-        n_levels = int(data.get("n_levels") or 5)
+        n_levels = int(data.get("n_levels") or default_n)
     except ValueError:
-        n_levels = 5
+        n_levels = default_n
+    if not same_scale:  # keep every row whose anchor may have been written
+        n_levels = max(rows_shown, default_n)
     n_levels = max(2, min(n_levels, 10))
     fixed = _fixed_values(scale_type, n_levels)
     if fixed is not None:
@@ -134,14 +160,16 @@ def form_from_post(data, *, pairwise: bool) -> CriterionForm:
     for i in range(n_levels):
         prefix = f"level-{i}-"
         default = defaults[i] if i < len(defaults) else {}
-        value = fixed[i] if fixed is not None else (data.get(prefix + "value") or "").strip()
+        submitted = same_scale and prefix + "anchor" in data
+        typed_anchor = (data.get(prefix + "anchor") or "").strip()
         rows.append(
             LevelRow(
                 index=i,
-                value=value,
-                label=data.get(prefix + "label", default.get("label", "")).strip(),
-                anchor=data.get(prefix + "anchor", default.get("anchor", "")).strip(),
-                score=data.get(prefix + "score", "").strip(),
+                value=fixed[i] if fixed is not None else _field(data, prefix, "value", default,
+                                                                 submitted=submitted),
+                label=_field(data, prefix, "label", default, submitted=submitted),
+                anchor=typed_anchor or _field(data, prefix, "anchor", default, submitted=submitted),
+                score=_field(data, prefix, "score", default, submitted=submitted),
                 value_editable=fixed is None,
             )
         )

@@ -15,6 +15,8 @@ class CriterionChange:
     scale_changed: bool  # the scale's values changed: this criterion's human labels start afresh
     old: dict
     new: dict
+    # (what, before, after) for the reader: a field, the scale, or one level's wording
+    details: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -43,6 +45,35 @@ def _text_diff(old: str, new: str, name: str) -> list[str]:
     )
 
 
+def _scale_text(scale: dict) -> str:
+    return f"{scale['type']}: {', '.join(str(v) for v in scales.allowed_values(scale))}"
+
+
+def _level_text(level: dict) -> str:
+    parts = [level.get("label") or "", level.get("anchor") or ""]
+    if level.get("score") is not None:
+        parts.append(f"score {level['score']:g}")
+    return " · ".join(p for p in parts if p)
+
+
+def _details(old_c: dict, new_c: dict, scale_changed: bool) -> list[tuple[str, str, str]]:
+    details = [
+        (name, str(old_c.get(name)), str(new_c.get(name)))
+        for name in ("name", "description", "weight")
+        if old_c.get(name) != new_c.get(name)
+    ]
+    if scale_changed:
+        details.append(("scale", _scale_text(old_c["scale"]), _scale_text(new_c["scale"])))
+        return details
+    for old_level, new_level in zip(old_c["scale"]["levels"], new_c["scale"]["levels"],
+                                    strict=False):
+        if old_level != new_level:
+            details.append(
+                (f"level {old_level['value']}", _level_text(old_level), _level_text(new_level))
+            )
+    return details
+
+
 def version_diff(old: dict, new: dict) -> VersionDiff:
     """Compare two content mappings (selectors.version_content)."""
     diff = VersionDiff()
@@ -68,7 +99,10 @@ def version_diff(old: dict, new: dict) -> VersionDiff:
         elif old_c["scale"] != new_c["scale"]:
             changed.append("anchors")
         if changed:
-            diff.changed.append(CriterionChange(key, changed, scale_changed, old_c, new_c))
+            diff.changed.append(CriterionChange(
+                key, changed, scale_changed, old_c, new_c,
+                details=_details(old_c, new_c, scale_changed),
+            ))
     common_old = [k for k in old_by_key if k in new_by_key]
     common_new = [k for k in new_by_key if k in old_by_key]
     diff.order_changed = common_old != common_new

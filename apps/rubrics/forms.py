@@ -20,6 +20,14 @@ class RubricCreateForm(forms.Form):
 
 class RubricSettingsForm(forms.Form):
     name = forms.CharField(max_length=120)
+    slug = forms.SlugField(
+        max_length=60, help_text="Used in addresses, files and on the command line."
+    )
+    mode = forms.ChoiceField(
+        choices=Mode.choices, widget=forms.RadioSelect,
+        help_text="Fixed once a version is published. Changing it replaces the criteria and the "
+                  "prompt with the new mode's defaults.",
+    )
     description = forms.CharField(
         label="Task being judged", required=False, widget=forms.Textarea(attrs={"rows": 3})
     )
@@ -27,6 +35,11 @@ class RubricSettingsForm(forms.Form):
         min_value=0, max_value=1, label="Pass threshold",
         help_text="A reward at or above this counts as a pass (used by calibration and export).",
     )
+
+    def __init__(self, *args, mode_fixed: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if mode_fixed:  # published versions exist: labels and runs depend on the mode
+            del self.fields["mode"]
 
 
 class PromptForm(forms.Form):
@@ -46,7 +59,9 @@ class PublishForm(forms.Form):
 
 class RubricImportForm(forms.Form):
     file = forms.FileField(label="Rubric YAML file", required=False)
-    text = forms.CharField(label="…or paste YAML", required=False,
-                           widget=forms.Textarea(attrs={"rows": 10}))
+    # strip=False: error messages give line numbers, which must match the text as pasted.
+    text = forms.CharField(label="…or paste YAML", required=False, strip=False,
+                           widget=forms.Textarea(attrs={"rows": 10, "class": "mono",
+                                                        "spellcheck": "false"}))
     publish = forms.BooleanField(required=False, label="Publish it as a new version")
     note = forms.CharField(required=False, max_length=4000, label="Note for the published version")

@@ -100,6 +100,12 @@ class Criterion(models.Model):
     def __str__(self) -> str:
         return self.key
 
+    def save(self, *args, **kwargs) -> None:
+        # A published version's criteria are part of what its hash vouches for.
+        if RubricVersion.objects.filter(pk=self.version_id, published_at__isnull=False).exists():
+            raise ValidationError("A criterion of a published rubric version cannot be changed.")
+        super().save(*args, **kwargs)
+
     @property
     def scale(self) -> dict:
         return {"type": self.scale_type, "levels": self.levels}
@@ -109,10 +115,16 @@ class Criterion(models.Model):
         return scales.scale_signature(self.scale)
 
     def as_content(self) -> dict:
+        # PostgreSQL's jsonb does not keep the order of keys; put each level's keys back in
+        # the documented order, so an export reads (and diffs) the same from any database.
+        levels = []
+        for level in self.levels:
+            ordered = {k: level[k] for k in ("value", "label", "anchor", "score") if k in level}
+            levels.append(ordered | level)  # any other key keeps its value, after these
         return {
             "key": self.key,
             "name": self.name,
             "description": self.description,
             "weight": self.weight,
-            "scale": {"type": self.scale_type, "levels": self.levels},
+            "scale": {"type": self.scale_type, "levels": levels},
         }

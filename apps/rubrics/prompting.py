@@ -114,9 +114,21 @@ def render_template(text: str, context: dict[str, str]) -> str:
 
 
 def fence(name: str, text: str) -> str:
+    """`text` between markers it cannot contain.
+
+    The marker id is a hash of the text, so text written in advance cannot carry the end marker
+    of its own fence, short of a 40-bit search for a fixed point; if a text ever does contain it
+    (by such a search or by chance), the id is re-drawn until it does not.
+    """
     tag = name.upper()
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
-    return f"<<<{tag} {digest}>>>\n{text}\n<<<END {tag} {digest}>>>"
+    salt = 0
+    while True:
+        seed = text if salt == 0 else f"{salt}:{text}"
+        digest = hashlib.sha256(seed.encode("utf-8")).hexdigest()[:10]
+        end = f"<<<END {tag} {digest}>>>"
+        if end not in text:
+            return f"<<<{tag} {digest}>>>\n{text}\n{end}"
+        salt += 1
 
 
 def render_criterion(criterion: dict) -> str:

@@ -29,6 +29,8 @@ SCALE_CHOICES = [
 ]
 PAIRWISE_VALUES = ("A", "B", "tie")
 _CATEGORY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\- ]{0,39}$")
+_SCALE_FIELDS = {"type", "levels"}
+_LEVEL_FIELDS = {"value", "label", "anchor"}
 
 
 def allowed_values(scale: dict) -> list:
@@ -143,14 +145,25 @@ def scale_errors(scale, *, path: str, weighted: bool) -> list[str]:
     levels = scale.get("levels")
     if not isinstance(levels, list) or not levels:
         return [f"{path}.levels: required, a list of levels"]
-    errors: list[str] = []
+    errors: list[str] = [
+        f"{path}.{name}: unknown field" for name in sorted(map(str, set(scale) - _SCALE_FIELDS))
+    ]
+    level_fields = _LEVEL_FIELDS | ({"score"} if kind == CATEGORICAL else set())
     for i, level in enumerate(levels):
         where = f"{path}.levels[{i}]"
         if not isinstance(level, dict):
             errors.append(f"{where}: must be a mapping with value, label and anchor")
             continue
+        for name in sorted(map(str, set(level) - level_fields)):
+            # A score on an ordinal or binary level would be silently ignored: say so instead.
+            why = "only categories carry a score" if name == "score" else "unknown field"
+            errors.append(f"{where}.{name}: {why}")
         if "value" not in level:
             errors.append(f"{where}.value: required")
+        elif kind in (BINARY, ORDINAL) and isinstance(level["value"], bool):
+            # YAML reads yes/no/true/false as booleans; True == 1 would pass the checks below
+            # but give the scale another signature (and its labels another identity).
+            errors.append(f"{where}.value: a number, not {str(level['value']).lower()}")
         anchor = level.get("anchor")
         if kind in (ORDINAL, BINARY) and (not isinstance(anchor, str) or not anchor.strip()):
             errors.append(f"{where}.anchor: required")
@@ -175,7 +188,7 @@ def scale_errors(scale, *, path: str, weighted: bool) -> list[str]:
         if len(values) < 2:
             errors.append(f"{path}.levels: at least two categories")
         for i, value in enumerate(values):
-            if not isinstance(value, str) or not _CATEGORY_RE.match(value):
+            if not isinstance(value, str) or not _CATEGORY_RE.fullmatch(value):
                 errors.append(
                     f"{path}.levels[{i}].value: a category is 1-40 letters, digits, - or _"
                 )

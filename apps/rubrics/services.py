@@ -25,16 +25,34 @@ def _default_templates(mode: str) -> tuple[str, str]:
     return prompting.DEFAULT_SYSTEM_POINTWISE, prompting.DEFAULT_USER_POINTWISE
 
 
+def _slug_error(project: Project, slug: str, *, exclude: Rubric | None = None) -> str | None:
+    if not slug:
+        return "Give the rubric a name or slug with letters or digits."
+    taken = Rubric.objects.filter(project=project, slug=slug)
+    if exclude is not None:
+        taken = taken.exclude(pk=exclude.pk)
+    if taken.exists():
+        return f"This project already has a rubric '{slug}'."
+    return None
+
+
+def _add_overall_preference(version: RubricVersion) -> None:
+    # One overall preference is the usual start; per-criterion preferences can be added.
+    Criterion.objects.create(
+        version=version, position=0, key="overall", name="Overall preference",
+        description="Which response better fulfils the task as a whole?",
+        scale_type=scales.PAIRWISE, levels=scales.default_levels(scales.PAIRWISE),
+    )
+
+
 @transaction.atomic
 def rubric_create(
     *, project: Project, name: str, slug: str = "", mode: str = Mode.POINTWISE, description=""
 ) -> Rubric:
     slug = slugify(slug or name)[:60]
     errors = {}
-    if not slug:
-        errors["slug"] = "Give the rubric a name or slug with letters or digits."
-    elif Rubric.objects.filter(project=project, slug=slug).exists():
-        errors["slug"] = f"This project already has a rubric '{slug}'."
+    if problem := _slug_error(project, slug):
+        errors["slug"] = problem
     if mode not in Mode.values:
         errors["mode"] = f"Unknown mode '{mode}'."
     if errors:
@@ -46,12 +64,7 @@ def rubric_create(
         user_template=user,
     )
     if mode == Mode.PAIRWISE:
-        # One overall preference is the usual start; per-criterion preferences can be added.
-        Criterion.objects.create(
-            version=version, position=0, key="overall", name="Overall preference",
-            description="Which response better fulfils the task as a whole?",
-            scale_type=scales.PAIRWISE, levels=scales.default_levels(scales.PAIRWISE),
-        )
+        _add_overall_preference(version)
     return rubric
 
 
@@ -91,8 +104,14 @@ def _touch(draft: RubricVersion) -> None:
 
 @transaction.atomic
 def rubric_update(
-    *, rubric: Rubric, name: str, description: str, pass_threshold: float, mode: str | None = None
+    *, rubric: Rubric, name: str, description: str, pass_threshold: float,
+    mode: str | None = None, slug: str | None = None,
 ) -> RubricVersion:
+    """Change the rubric's name and slug, and the draft's task and threshold.
+
+    The mode can change only while nothing is published; changing it replaces the criteria and
+    the prompt with the new mode's defaults, since no criterion fits both modes.
+    """
     errors = {}
     if not name.strip():
         errors["name"] = "Required."
@@ -103,6 +122,10 @@ def rubric_update(
             errors["mode"] = "The mode is fixed once a version is published; make a new rubric."
         elif mode not in Mode.values:
             errors["mode"] = f"Unknown mode '{mode}'."
+    if slug is not None:
+        slug = slugify(slug)[:60]
+        if slug != rubric.slug and (problem := _slug_error(rubric.project, slug, exclude=rubric)):
+            errors["slug"] = problem
     if errors:
         raise ValidationError(errors)
     draft = rubric_draft(rubric=rubric)
@@ -112,10 +135,9 @@ def rubric_update(
         draft.system_template, draft.user_template = system, user
         draft.criteria.all().delete()
         if mode == Mode.PAIRWISE:
-            Criterion.objects.create(
-                version=draft, key="overall", name="Overall preference",
-                scale_type=scales.PAIRWISE, levels=scales.default_levels(scales.PAIRWISE),
-            )
+            _add_overall_preference(draft)
+    if slug:
+        rubric.slug = slug
     rubric.name = name.strip()
     rubric.save()
     draft.description = description
@@ -240,25 +262,34 @@ def rubric_import(
 ) -> tuple[Rubric, RubricVersion, bool]:
     """Create or update a rubric from validated content. Returns (rubric, version, changed).
 
-    Importing content identical to the latest version changes nothing, so a pipeline can import
-    the same file on every run.
+    The content replaces the draft's (a new draft is started after a publish). Importing the
+    content of the latest published version changes nothing, so a pipeline can import, and
+    publish, the same file on every run.
     """
-    rubric = Rubric.objects.filter(project=project, slug=content["rubric"]).first()
+    rubric = (
+        Rubric.objects.select_for_update().filter(project=project, slug=content["rubric"]).first()
+    )
+    published = latest_published(rubric) if rubric is not None else None
     if rubric is None:
         rubric = Rubric.objects.create(
             project=project, slug=content["rubric"], name=content["name"], mode=content["mode"]
         )
     elif rubric.mode != content["mode"]:
-        raise content_mod.ContentError(
-            [f"mode: rubric '{rubric.slug}' is {rubric.mode}; a rubric's mode cannot change"]
-        )
+        if published is not None:
+            raise content_mod.ContentError([
+                f"mode: rubric '{rubric.slug}' is {rubric.mode} and has published versions; "
+                "its mode cannot change"
+            ])
+        rubric.mode = content["mode"]
+        rubric.save(update_fields=["mode", "updated_at"])
     digest = content_mod.content_hash(content)
-    latest = rubric.versions.order_by("-number").first()
     if rubric.name != content["name"]:
         rubric.name = content["name"]
         rubric.save(update_fields=["name", "updated_at"])
-    if latest is not None and latest.is_published and latest.content_hash == digest:
-        return rubric, latest, False
+    # The file says what the latest published version already says: nothing to do, and any
+    # draft in progress is left alone, so a pipeline can import the same file on every run.
+    if published is not None and published.content_hash == digest:
+        return rubric, published, False
     draft = rubric_draft(rubric=rubric)
     changed = content_mod.content_hash(version_content(draft)) != digest
     if changed:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.rubrics import views
+from apps.rubrics import views, views_preview, views_versions
 
 P = "p/<slug:slug>/rubrics/"
 R = P + "<slug:rubric_slug>/"
@@ -13,15 +13,15 @@ urlpatterns = [
     path(R + "draft/", views.rubric_start_draft, name="rubric_start_draft"),
     path(R + "settings/", views.rubric_settings, name="rubric_settings"),
     path(R + "prompt/", views.rubric_prompt, name="rubric_prompt"),
-    path(R + "preview/", views.rubric_preview, name="rubric_preview"),
+    path(R + "preview/", views_preview.rubric_preview, name="rubric_preview"),
     path(R + "publish/", views.rubric_publish, name="rubric_publish"),
     path(R + "criteria/new/", views.criterion_new, name="criterion_new"),
     path(R + "criteria/<int:criterion_id>/", views.criterion_edit, name="criterion_edit"),
     path(R + "criteria/<int:criterion_id>/delete/", views.criterion_delete,
          name="criterion_delete"),
     path(R + "criteria/<int:criterion_id>/move/", views.criterion_move, name="criterion_move"),
-    path(R + "versions/", views.version_list, name="version_list"),
-    path(R + "versions/compare/", views.version_compare, name="version_compare"),
-    path(R + "versions/<int:number>/", views.version_detail, name="version_detail"),
-    path(R + "versions/<int:number>/rubric.yaml", views.version_yaml, name="version_yaml"),
+    path(R + "versions/", views_versions.version_list, name="version_list"),
+    path(R + "versions/compare/", views_versions.version_compare, name="version_compare"),
+    path(R + "versions/<int:number>/", views_versions.version_detail, name="version_detail"),
+    path(R + "versions/<int:number>/rubric.yaml", views_versions.version_yaml, name="version_yaml"),
 ]

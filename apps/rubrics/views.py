@@ -1,4 +1,14 @@
+"""Rubric pages: list, create, import, and the editor (task, criteria, prompt, publish). The
+preview is in views_preview.py, the version history in views_versions.py.
+
+Every view loads through get_rubric_for_user / get_project_for_user; every write goes through
+apps.rubrics.services. Each page works as plain GET/POST; htmx requests get the partial they
+update.
+"""
+
 from __future__ import annotations
+
+import re
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -7,12 +17,11 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect, reswap, retarget, trigger_client_event
 
-from apps.datasets.models import Dataset, Item
 from apps.projects.access import Need, get_project_for_user
 from apps.rubrics import criterion_form, prompting, services, yaml_io
 from apps.rubrics.content import ContentError
-from apps.rubrics.diff import version_diff
 from apps.rubrics.forms import (
     PromptForm,
     PublishForm,
@@ -20,15 +29,14 @@ from apps.rubrics.forms import (
     RubricImportForm,
     RubricSettingsForm,
 )
-from apps.rubrics.models import Criterion, Rubric
-from apps.rubrics.selectors import (
-    current_draft,
-    get_rubric_for_user,
-    get_version,
-    judge_spec,
-    latest_published,
-    version_content,
-)
+from apps.rubrics.models import Criterion, Rubric, RubricVersion
+from apps.rubrics.selectors import current_draft, get_rubric_for_user, latest_published
+
+IMPORT_MAX_BYTES = 1024 * 1024
+
+
+def _detail_url(project_slug: str, rubric: Rubric) -> str:
+    return reverse("rubric_detail", args=[project_slug, rubric.slug])
 
 
 def _hx_or_redirect(request, template: str, context: dict, url: str, status: int = 200):
@@ -37,17 +45,23 @@ def _hx_or_redirect(request, template: str, context: dict, url: str, status: int
     return redirect(url)
 
 
+def _leave_page(request, url: str) -> HttpResponse:
+    """Go to `url`: a redirect, or for htmx a client-side redirect (a 302 would be followed
+    by the XHR and its page swapped into the target)."""
+    if request.htmx:
+        return HttpResponseClientRedirect(url)
+    return redirect(url)
+
+
 @login_required
 @require_GET
 def rubric_list(request: HttpRequest, slug: str) -> HttpResponse:
     access = get_project_for_user(request.user, slug, need=Need.READ)
     rubrics = list(Rubric.objects.filter(project=access.project).order_by("name"))
-    # Two queries for every rubric's versions, not two per rubric.
-    from apps.rubrics.models import RubricVersion
-
+    # One query for every rubric's versions, not two per rubric.
     versions = RubricVersion.objects.filter(rubric__in=rubrics).order_by("-number")
-    latest: dict[int, object] = {}
-    drafts: dict[int, object] = {}
+    latest: dict[int, RubricVersion] = {}
+    drafts: dict[int, RubricVersion] = {}
     for version in versions:
         if version.is_published:
             latest.setdefault(version.rubric_id, version)
@@ -72,8 +86,27 @@ def rubric_create(request: HttpRequest, slug: str) -> HttpResponse:
         else:
             messages.success(request, f"Rubric '{rubric.name}' created. Add its criteria.")
             return redirect("rubric_detail", slug=slug, rubric_slug=rubric.slug)
+    status = 422 if form.errors else 200
     return render(request, "rubrics/rubric_create.html",
-                  {"access": access, "project": access.project, "form": form, "nav": "rubrics"})
+                  {"access": access, "project": access.project, "form": form, "nav": "rubrics"},
+                  status=status)
+
+
+def _import_text(form: RubricImportForm) -> tuple[str, list[str]]:
+    """The YAML text from the upload (preferred) or the text box, or the problems with it."""
+    upload = form.cleaned_data["file"]
+    if upload is None:
+        text = form.cleaned_data["text"]
+    elif upload.size > IMPORT_MAX_BYTES:
+        return "", ["(file): a rubric file is at most 1 MB"]
+    else:
+        try:
+            text = upload.read().decode("utf-8-sig")
+        except UnicodeDecodeError:
+            return "", ["(file): not UTF-8 text"]
+    if not text.strip():
+        return "", ["(yaml): choose a file or paste the YAML"]
+    return text, []
 
 
 @login_required
@@ -83,18 +116,7 @@ def rubric_import_view(request: HttpRequest, slug: str) -> HttpResponse:
     form = RubricImportForm(request.POST or None, request.FILES or None)
     problems: list[str] = []
     if request.method == "POST" and form.is_valid():
-        upload = form.cleaned_data["file"]
-        text = form.cleaned_data["text"]
-        if upload is not None:
-            if upload.size > 1024 * 1024:
-                problems = ["(file): a rubric file is at most 1 MB"]
-            else:
-                try:
-                    text = upload.read().decode("utf-8-sig")
-                except UnicodeDecodeError:
-                    problems = ["(file): not UTF-8 text"]
-        if not problems and not text.strip():
-            problems = ["(yaml): choose a file or paste the YAML"]
+        text, problems = _import_text(form)
         if not problems:
             try:
                 content = yaml_io.parse(text)
@@ -108,15 +130,26 @@ def rubric_import_view(request: HttpRequest, slug: str) -> HttpResponse:
                 problems = exc.messages
             else:
                 state = "published" if version.is_published else "draft"
-                verb = "Imported" if changed else "Unchanged:"
-                messages.success(
-                    request, f"{verb} {rubric.slug} version {version.number} ({state})."
-                )
+                if changed:
+                    text = f"Imported {rubric.slug} as version {version.number} ({state})."
+                else:
+                    text = (f"Nothing to import: {rubric.slug} version {version.number} "
+                            f"({state}) already says this.")
+                messages.success(request, text)
                 return redirect("rubric_detail", slug=slug, rubric_slug=rubric.slug)
-    status = 422 if problems else 200
+    status = 422 if problems or form.errors else 200
     return render(request, "rubrics/rubric_import.html",
                   {"access": access, "project": access.project, "form": form,
                    "problems": problems, "nav": "rubrics"}, status=status)
+
+
+def _settings_form(rubric: Rubric, shown, published, data=None) -> RubricSettingsForm:
+    initial = {
+        "name": rubric.name, "slug": rubric.slug, "mode": rubric.mode,
+        "description": shown.description if shown else "",
+        "pass_threshold": shown.pass_threshold if shown else 0.5,
+    }
+    return RubricSettingsForm(data, initial=initial, mode_fixed=published is not None)
 
 
 def _editor_context(request, rubric, access, **extra) -> dict:
@@ -124,9 +157,6 @@ def _editor_context(request, rubric, access, **extra) -> dict:
     published = latest_published(rubric)
     shown = draft or published
     criteria = list(shown.criteria.order_by("position", "id")) if shown else []
-    datasets = list(
-        Dataset.objects.filter(project=access.project, kind=rubric.mode).order_by("name")
-    )
     context = {
         "access": access,
         "project": access.project,
@@ -135,18 +165,15 @@ def _editor_context(request, rubric, access, **extra) -> dict:
         "published": published,
         "version": shown,
         "criteria": criteria,
+        # Only a draft is edited; a published version is shown read-only with a way to start one.
         "editable": draft is not None and access.can_write,
-        "settings_form": RubricSettingsForm(initial={
-            "name": rubric.name, "description": shown.description if shown else "",
-            "pass_threshold": shown.pass_threshold if shown else 0.5,
-        }),
+        "settings_form": _settings_form(rubric, shown, published),
         "prompt_form": PromptForm(initial={
             "system_template": shown.system_template if shown else "",
             "user_template": shown.user_template if shown else "",
         }),
         "prompt_problems": services.prompt_problems(shown) if shown else [],
         "publish_form": PublishForm(),
-        "datasets": datasets,
         "variables": prompting.VARIABLES,
         "nav": "rubrics",
     }
@@ -167,14 +194,15 @@ def rubric_start_draft(request: HttpRequest, slug: str, rubric_slug: str) -> Htt
     rubric, access = get_rubric_for_user(request.user, slug, rubric_slug, need=Need.WRITE)
     draft = services.rubric_draft(rubric=rubric)
     messages.success(request, f"Editing draft version {draft.number}.")
-    return redirect("rubric_detail", slug=slug, rubric_slug=rubric.slug)
+    return _leave_page(request, _detail_url(slug, rubric))
 
 
 @login_required
 @require_POST
 def rubric_settings(request: HttpRequest, slug: str, rubric_slug: str) -> HttpResponse:
     rubric, access = get_rubric_for_user(request.user, slug, rubric_slug, need=Need.WRITE)
-    form = RubricSettingsForm(request.POST)
+    before = (rubric.name, rubric.slug, rubric.mode)
+    form = _settings_form(rubric, None, latest_published(rubric), data=request.POST)
     if form.is_valid():
         try:
             services.rubric_update(rubric=rubric, **form.cleaned_data)
@@ -185,10 +213,18 @@ def rubric_settings(request: HttpRequest, slug: str, rubric_slug: str) -> HttpRe
         context = _editor_context(request, rubric, access, settings_form=form)
         template = "rubrics/rubric_detail.html" + ("#settings" if request.htmx else "")
         return render(request, template, context, status=422)
-    messages.success(request, "Saved.")
-    return _hx_or_redirect(request, "rubrics/rubric_detail.html#settings",
-                           _editor_context(request, rubric, access),
-                           reverse("rubric_detail", args=[slug, rubric.slug]))
+    if before[2] != rubric.mode:
+        messages.success(request, f"Saved. The rubric is now {rubric.get_mode_display().lower()}"
+                                  "; its criteria and prompt start from that mode's defaults.")
+    else:
+        messages.success(request, "Saved.")
+    if (rubric.name, rubric.slug, rubric.mode) != before:
+        # The heading, every address on the page, or the criteria changed: load it afresh.
+        return _leave_page(request, _detail_url(slug, rubric))
+    response = _hx_or_redirect(request, "rubrics/rubric_detail.html#settings",
+                               _editor_context(request, rubric, access),
+                               _detail_url(slug, rubric))
+    return trigger_client_event(response, RUBRIC_CHANGED) if request.htmx else response
 
 
 def _criterion_of_draft(rubric: Rubric, criterion_id: int) -> Criterion:
@@ -199,10 +235,15 @@ def _criterion_of_draft(rubric: Rubric, criterion_id: int) -> Criterion:
     return criterion
 
 
+# Sent with every change to what the judge sees; the preview listens and renders afresh.
+RUBRIC_CHANGED = "rubric-changed"
+
+
 def _criteria_response(request, rubric, access, slug):
-    return _hx_or_redirect(request, "rubrics/rubric_detail.html#criteria",
-                           _editor_context(request, rubric, access),
-                           reverse("rubric_detail", args=[slug, rubric.slug]))
+    response = _hx_or_redirect(request, "rubrics/rubric_detail.html#criteria",
+                               _editor_context(request, rubric, access),
+                               _detail_url(slug, rubric))
+    return trigger_client_event(response, RUBRIC_CHANGED) if request.htmx else response
 
 
 @login_required
@@ -221,11 +262,23 @@ def criterion_edit(request: HttpRequest, slug: str, rubric_slug: str, criterion_
 
 
 def _criterion_form_view(request, rubric, access, slug, *, criterion):
-    refresh = request.method == "GET" and "scale_type" in request.GET
-    if request.method == "POST" or refresh:
-        data = request.POST if request.method == "POST" else request.GET
-        form = criterion_form.form_from_post(data, pairwise=rubric.is_pairwise)
-        if request.method == "POST" and "_refresh" not in data:
+    """GET: the empty or filled form. POST with `_refresh`: the form re-drawn for another scale
+    or number of levels, nothing saved. POST: save, or the form with its errors.
+
+    The form lives either in the editor slot of the rubric page (`shown_in=editor`, posting
+    with htmx and swapping the criteria list on success) or on a page of its own (plain POST,
+    redirect on success), so a link opened in a new tab works too.
+    """
+    if request.method == "GET":
+        embedded = bool(request.htmx)
+        if criterion is not None:
+            form = criterion_form.form_from_criterion(criterion)
+        else:
+            form = criterion_form.blank_form(pairwise=rubric.is_pairwise)
+    else:
+        embedded = request.POST.get("shown_in") == "editor"
+        form = criterion_form.form_from_post(request.POST, pairwise=rubric.is_pairwise)
+        if "_refresh" not in request.POST:
             try:
                 services.criterion_save(
                     rubric=rubric, raw=form.raw(), criterion_id=criterion.pk if criterion else None
@@ -235,21 +288,16 @@ def _criterion_form_view(request, rubric, access, slug, *, criterion):
             else:
                 messages.success(request, f"Criterion '{form.key}' saved.")
                 return _criteria_response(request, rubric, access, slug)
-    elif criterion is not None:
-        form = criterion_form.form_from_criterion(criterion)
-    else:
-        form = criterion_form.blank_form(pairwise=rubric.is_pairwise)
-    context = _editor_context(request, rubric, access, form=form, criterion=criterion)
+    context = _editor_context(request, rubric, access, form=form, criterion=criterion,
+                              embedded=embedded)
     status = 422 if form.has_errors else 200
     template = "rubrics/criterion_form.html"
     if not request.htmx:
         return render(request, template, context, status=status)
     response = render(request, template + "#criterion_form", context, status=status)
-    # The form posts into #criteria (the list it updates on success); a form coming back with
-    # errors, or with its level rows refreshed, goes back into the editor slot instead.
-    response["HX-Retarget"] = "#criterion-editor"
-    response["HX-Reswap"] = "innerHTML"
-    return response
+    # An embedded form posts into #criteria (the list it replaces on success); a form coming
+    # back with errors, or with its level rows re-drawn, goes back into the editor slot.
+    return reswap(retarget(response, "#criterion-editor"), "innerHTML")
 
 
 @login_required
@@ -284,63 +332,27 @@ def rubric_prompt(request: HttpRequest, slug: str, rubric_slug: str) -> HttpResp
         user_template=form.cleaned_data.get("user_template", ""),
     )
     if problems:
-        messages.warning(request, "Saved, with problems to fix before publishing.")
+        messages.warning(request, "Prompt saved, with problems to fix before publishing.")
     else:
         messages.success(request, "Prompt saved.")
     return _hx_or_redirect(request, "rubrics/rubric_detail.html#prompt",
-                           _editor_context(request, rubric, access),
-                           reverse("rubric_detail", args=[slug, rubric.slug]))
+                           _editor_context(request, rubric, access), _detail_url(slug, rubric))
 
 
-@login_required
-@require_http_methods(["GET", "POST"])
-def rubric_preview(request: HttpRequest, slug: str, rubric_slug: str) -> HttpResponse:
-    """Render the judge's messages for one item; unsaved templates from the form are used.
+_CRITERION_PATH_RE = re.compile(r"^criteria\[(\d+)\]\.?")
 
-    POST only carries the text being typed; nothing is stored, so READ is enough.
-    """
-    rubric, access = get_rubric_for_user(request.user, slug, rubric_slug, need=Need.READ)
-    data = request.POST if request.method == "POST" else request.GET
-    version = current_draft(rubric) or latest_published(rubric)
-    spec = judge_spec(version) if version else {"criteria": []}
-    if "user_template" in data:
-        spec["system_template"] = data.get("system_template", "")
-        spec["user_template"] = data.get("user_template", "")
-    datasets = Dataset.objects.filter(project=access.project, kind=rubric.mode).order_by("name")
-    dataset = None
-    dataset_id = data.get("dataset")
-    if dataset_id and dataset_id.isdigit():
-        dataset = datasets.filter(pk=int(dataset_id)).first()
-    dataset = dataset or datasets.first()
-    item = None
-    item_ref = (data.get("item") or "").strip()
-    if dataset is not None:
-        items = Item.objects.filter(dataset=dataset)
-        item = (items.filter(external_id=item_ref).first() if item_ref else None) or items.order_by(
-            "position").first()
-    criteria = spec["criteria"]
-    key = data.get("criterion")
-    criterion = next((c for c in criteria if c["key"] == key), criteria[0] if criteria else None)
-    errors: list[str] = []
-    rendered = []
-    errors += [f"System: {e}" for e in prompting.template_errors(spec.get("system_template", ""))]
-    errors += [f"User: {e}" for e in prompting.template_errors(spec.get("user_template", ""))]
-    if criterion is None:
-        errors.append("Add a criterion to preview the prompt.")
-    if not errors and criterion is not None:
-        fields = item.fields() if item is not None else {
-            "prompt": "(example prompt)", "response": "(example response)",
-            "response_a": "(example response A)", "response_b": "(example response B)",
-            "reference": "",
-        }
-        rendered = prompting.build_messages(spec, criterion, fields)
-    context = {
-        "access": access, "project": access.project, "rubric": rubric, "datasets": datasets,
-        "dataset": dataset, "item": item, "criteria": criteria, "criterion": criterion,
-        "rendered": rendered, "preview_errors": errors, "nav": "rubrics",
-    }
-    template = "rubrics/preview.html#preview" if request.htmx else "rubrics/preview.html"
-    return render(request, template, context)
+
+def _name_criteria(problems: list[str], version: RubricVersion | None) -> list[str]:
+    """'criteria[2].scale...' as "criterion 'tone': scale...": the editor shows keys, not
+    positions."""
+    keys = list(version.criteria.order_by("position", "id").values_list("key", flat=True)) \
+        if version else []
+
+    def name(match: re.Match) -> str:
+        index = int(match.group(1))
+        return f"criterion '{keys[index]}': " if index < len(keys) else match.group(0)
+
+    return [_CRITERION_PATH_RE.sub(name, p) for p in problems]
 
 
 @login_required
@@ -355,73 +367,14 @@ def rubric_publish(request: HttpRequest, slug: str, rubric_slug: str) -> HttpRes
                 rubric=rubric, user=request.user, note=form.cleaned_data["note"]
             )
         except ContentError as exc:
-            problems = exc.errors
+            problems = _name_criteria(exc.errors, current_draft(rubric))
         except ValidationError as exc:
             problems = exc.messages
         else:
             messages.success(request, f"Published version {version.number} "
                                       f"(hash {version.short_hash}).")
-            response = redirect("rubric_detail", slug=slug, rubric_slug=rubric.slug)
-            if request.htmx:
-                response = HttpResponse(status=204)
-                response["HX-Redirect"] = reverse("rubric_detail", args=[slug, rubric.slug])
-            return response
-    else:
-        problems = [e for errors in form.errors.values() for e in errors]
+            return _leave_page(request, _detail_url(slug, rubric))
     context = _editor_context(request, rubric, access, publish_form=form,
                               publish_problems=problems)
     template = "rubrics/rubric_detail.html" + ("#publish" if request.htmx else "")
     return render(request, template, context, status=422)
-
-
-@login_required
-@require_GET
-def version_list(request: HttpRequest, slug: str, rubric_slug: str) -> HttpResponse:
-    rubric, access = get_rubric_for_user(request.user, slug, rubric_slug, need=Need.READ)
-    versions = rubric.versions.select_related("published_by").order_by("-number")
-    return render(request, "rubrics/version_list.html",
-                  {"access": access, "project": access.project, "rubric": rubric,
-                   "versions": versions, "nav": "rubrics"})
-
-
-@login_required
-@require_GET
-def version_detail(request: HttpRequest, slug: str, rubric_slug: str, number: int):
-    rubric, access = get_rubric_for_user(request.user, slug, rubric_slug, need=Need.READ)
-    version = get_version(rubric, number)
-    return render(request, "rubrics/version_detail.html",
-                  {"access": access, "project": access.project, "rubric": rubric,
-                   "version": version, "criteria": version.criteria.order_by("position", "id"),
-                   "yaml": yaml_io.dump(version_content(version)), "nav": "rubrics"})
-
-
-@login_required
-@require_GET
-def version_yaml(request: HttpRequest, slug: str, rubric_slug: str, number: int):
-    rubric, access = get_rubric_for_user(request.user, slug, rubric_slug, need=Need.READ)
-    version = get_version(rubric, number)
-    response = HttpResponse(yaml_io.dump(version_content(version)),
-                            content_type="application/x-yaml; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{rubric.slug}-v{number}.yaml"'
-    return response
-
-
-@login_required
-@require_GET
-def version_compare(request: HttpRequest, slug: str, rubric_slug: str) -> HttpResponse:
-    rubric, access = get_rubric_for_user(request.user, slug, rubric_slug, need=Need.READ)
-    numbers = list(rubric.versions.order_by("number").values_list("number", flat=True))
-    if not numbers:
-        raise Http404("No versions")
-
-    def pick(name: str, default: int) -> int:
-        value = request.GET.get(name, "")
-        return int(value) if value.isdigit() and int(value) in numbers else default
-
-    b = pick("b", numbers[-1])
-    a = pick("a", numbers[-2] if len(numbers) > 1 else numbers[-1])
-    old, new = get_version(rubric, a), get_version(rubric, b)
-    diff = version_diff(version_content(old), version_content(new))
-    return render(request, "rubrics/version_compare.html",
-                  {"access": access, "project": access.project, "rubric": rubric, "old": old,
-                   "new": new, "diff": diff, "numbers": numbers, "nav": "rubrics"})

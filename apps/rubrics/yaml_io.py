@@ -43,10 +43,40 @@ def _strip_trailing_spaces(value):
     return value
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that refuses a key written twice in one mapping.
+
+    Plain YAML keeps the last one silently; in a reviewed rubric file a repeated `anchor:` is
+    a mistake, and the level would quietly lose the text written first.
+    """
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False):
+    seen: dict = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may be overridden, by design
+            continue
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            first = seen.setdefault((type(key), key), key_node)  # 1 and true differ
+        except TypeError:  # an unhashable key; the constructor below reports it
+            continue
+        if first is not key_node:
+            raise yaml.constructor.ConstructorError(
+                None, None,
+                f"'{key}' appears twice in one mapping (first on line {first.start_mark.line + 1})",
+                key_node.start_mark,
+            )
+    return loader.construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
 def parse(text: str) -> dict:
     """YAML text to validated content; raises ContentError listing every problem."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -54,4 +84,4 @@ def parse(text: str) -> dict:
         raise ContentError([f"(yaml) {where}{problem}"]) from None
     if data is None:
         raise ContentError(["(yaml): the file is empty"])
-    return _strip_trailing_spaces(validate(data))
+    return validate(data)

@@ -17,6 +17,7 @@ _BROKER_DIR = _VAR_DIR / "broker"
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 CELERY_BROKER_VISIBILITY_TIMEOUT = env_int("CELERY_BROKER_VISIBILITY_TIMEOUT", 3600, minimum=60)
 
+_BROKER_DIR = Path(env_str("CELERY_FILESYSTEM_BROKER_DIR", str(_BROKER_DIR)))
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for sub in ("out", "processed"):
         (_BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
@@ -25,10 +26,14 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(_BROKER_DIR / "out"),
         "processed_folder": str(_BROKER_DIR / "processed"),
         "store_processed": False,
+        # The filesystem transport polls; the default (1 s) caps a worker at ~1 message/s.
+        "polling_interval": 0.1,
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT}
 
+# Tests and side-by-side deployments can keep their messages apart with their own queue.
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "rubriclab")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_SERIALIZER = "json"
@@ -48,4 +53,11 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # The run coordinator re-sends stalled batches and marks runs finished.
 CELERY_COORDINATOR_INTERVAL_S = env_int("CELERY_COORDINATOR_INTERVAL_S", 10, minimum=1)
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE = {
+    "judge-run-coordinator": {
+        "task": "apps.judging.tasks.coordinate_runs",
+        "schedule": float(CELERY_COORDINATOR_INTERVAL_S),
+        # A coordinator message that waited longer than one interval is superseded by the next.
+        "options": {"expires": float(CELERY_COORDINATOR_INTERVAL_S)},
+    },
+}

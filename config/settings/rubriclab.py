@@ -15,3 +15,17 @@ MAX_QUEUED_CALLS_DEFAULT = env_int("MAX_QUEUED_CALLS_DEFAULT", 200_000, minimum=
 # Import errors shown to the user are capped; the import still fails as a whole.
 IMPORT_MAX_ERRORS = env_int("IMPORT_MAX_ERRORS", 50, minimum=1)
 ALLOW_SIGNUP = env_bool("ALLOW_SIGNUP", True)
+
+# Judge runs (see docs/decisions/0002-judge-runs.md).
+# A batch holds about concurrency x JUDGE_BATCH_WAVES calls: big enough that the pipeline of
+# in-flight calls rarely drains, small enough to finish well inside the task's soft time limit.
+JUDGE_BATCH_WAVES = env_int("JUDGE_BATCH_WAVES", 5, minimum=1)
+JUDGE_BATCH_MIN_CALLS = env_int("JUDGE_BATCH_MIN_CALLS", 50, minimum=1)
+# Batches of one run on the broker at once; finished batches pull the next ones.
+JUDGE_DISPATCH_WINDOW = env_int("JUDGE_DISPATCH_WINDOW", 8, minimum=1)
+# A batch whose worker has not beaten its heart for this long is sent again.
+JUDGE_BATCH_STALE_S = env_int("JUDGE_BATCH_STALE_S", 60, minimum=2)
+JUDGE_HEARTBEAT_S = env_float("JUDGE_HEARTBEAT_S", 2.0, minimum=0.1)
+JUDGE_MAX_ATTEMPTS = env_int("JUDGE_MAX_ATTEMPTS", 5, minimum=1)
+JUDGE_BACKOFF_BASE_S = env_float("JUDGE_BACKOFF_BASE_S", 0.5, minimum=0.0)
+JUDGE_BACKOFF_CAP_S = env_float("JUDGE_BACKOFF_CAP_S", 30.0, minimum=0.0)

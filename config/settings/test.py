@@ -7,3 +7,28 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+
+# Tests that start a real Celery worker give it this queue and broker folder through the
+# environment, so two test runs (or `make run`) on one machine never take each other's messages.
+import os  # noqa: E402
+
+from config.settings.base import DATABASES, VAR_DIR  # noqa: E402
+from config.settings.celery import CELERY_BROKER_URL  # noqa: E402
+
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE") or f"rubriclab-test-{os.getpid()}"
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _TEST_BROKER = os.environ.get("CELERY_FILESYSTEM_BROKER_DIR") or str(
+        VAR_DIR / f"test-broker-{os.getpid()}"
+    )
+    for _sub in ("out", "processed"):
+        os.makedirs(os.path.join(_TEST_BROKER, _sub), exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": os.path.join(_TEST_BROKER, "out"),
+        "data_folder_out": os.path.join(_TEST_BROKER, "out"),
+        "processed_folder": os.path.join(_TEST_BROKER, "processed"),
+        "store_processed": False,
+        "polling_interval": 0.05,
+    }
+# A worker process cannot open an in-memory SQLite database: tests use a file.
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
@@ -24,8 +25,6 @@ class Command(BaseCommand):
         path = options["file"]
         try:
             if path == "-":
-                import sys
-
                 text = sys.stdin.read()
             else:
                 text = Path(path).read_text(encoding="utf-8-sig")
@@ -42,9 +41,12 @@ class Command(BaseCommand):
                 note=options["note"] or f"Imported from {Path(path).name}",
             )
         except ContentError as exc:
-            for error in exc.errors:
-                self.stderr.write(f"{path}: {error}")
-            raise CommandError(f"{path}: {len(exc.errors)} problem(s); nothing imported") from None
+            # Every problem on stderr, one a line; the first one is also the command's reason.
+            if len(exc.errors) > 1:
+                for error in exc.errors:
+                    self.stderr.write(f"{path}: {error}")
+            more = f" (and {len(exc.errors) - 1} more above)" if len(exc.errors) > 1 else ""
+            raise CommandError(f"{path}: {exc.errors[0]}{more}; nothing imported") from None
         except ValidationError as exc:
             raise CommandError(f"{path}: {' '.join(exc.messages)}") from None
         state = "published" if version.is_published else "draft"

@@ -1,0 +1,89 @@
+"""Reads about judge runs: progress, throughput, tokens, cost, errors (for pages, command, API)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db.models import Count, Min, Q, Sum
+from django.utils import timezone
+
+from apps.judging.models import JudgeRun, Judgment, JudgmentStatus
+
+RATE_WINDOW_S = 10
+
+
+@dataclass
+class Progress:
+    planned: int
+    done: int
+    invalid: int
+    failed: int
+    pending: int
+    cached: int
+    calls: int  # answered by the provider in this run (not from the cache)
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float | None  # None while any answered call has no known price
+    calls_per_s: float
+    elapsed_s: float
+    eta_s: float | None
+    errors: list[dict] = field(default_factory=list)
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.invalid + self.failed
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.finished / self.planned if self.planned else 100.0
+
+    @property
+    def failed_total(self) -> int:
+        return self.invalid + self.failed
+
+
+def run_progress(run: JudgeRun) -> Progress:
+    judgments = Judgment.objects.filter(run=run)
+    counts = dict(judgments.values("status").annotate(n=Count("id")).values_list("status", "n"))
+    since = timezone.now() - timezone.timedelta(seconds=RATE_WINDOW_S)
+    totals = judgments.aggregate(
+        n_cached=Count("id", filter=Q(cached=True)),
+        n_calls=Count("id", filter=Q(cached=False, attempts__gt=0)),
+        prompt=Sum("prompt_tokens", filter=Q(cached=False)),
+        completion=Sum("completion_tokens", filter=Q(cached=False)),
+        cost=Sum("cost_usd", filter=Q(cached=False)),
+        unpriced=Count("id", filter=Q(cached=False, status=JudgmentStatus.DONE,
+                                      cost_usd__isnull=True)),
+        recent=Count("id", filter=Q(finished_at__gte=since)),
+    )
+    errors = list(
+        judgments.filter(status__in=(JudgmentStatus.INVALID, JudgmentStatus.FAILED))
+        .values("error_kind").annotate(n=Count("id"), example=Min("error_message"),
+                                       example_id=Min("id"))
+        .order_by("-n")
+    )
+    pending = counts.get(JudgmentStatus.PENDING, 0)
+    started = run.started_at or run.created_at
+    end = run.finished_at or timezone.now()
+    elapsed = max(0.0, (end - started).total_seconds())
+    rate = totals["recent"] / RATE_WINDOW_S if run.is_active else 0.0
+    eta = pending / rate if rate > 0 and run.is_active else None
+    cost = None if totals["unpriced"] else float(totals["cost"] or 0.0)
+    return Progress(
+        planned=run.planned_calls, done=counts.get(JudgmentStatus.DONE, 0),
+        invalid=counts.get(JudgmentStatus.INVALID, 0), failed=counts.get(JudgmentStatus.FAILED, 0),
+        pending=pending, cached=totals["n_cached"], calls=totals["n_calls"],
+        prompt_tokens=totals["prompt"] or 0, completion_tokens=totals["completion"] or 0,
+        cost_usd=cost, calls_per_s=rate, elapsed_s=elapsed, eta_s=eta, errors=errors,
+    )
+
+
+def run_summary(run: JudgeRun) -> dict:
+    """The JSON object `judge_run --wait` prints (and the API returns)."""
+    p = run_progress(run)
+    return {
+        "run": run.pk, "status": run.status, "done": p.done, "failed": p.failed_total,
+        "calls": p.calls, "cached": p.cached,
+        "cost_usd": None if p.cost_usd is None else round(p.cost_usd, 6),
+        "elapsed_s": round(p.elapsed_s, 3), "error": run.error_message or None,
+    }

@@ -1,0 +1,207 @@
+"""The one boundary for model calls (STYLE.md 7): litellm behind a small client with a timeout on
+every call and an error type that says whether retrying can help.
+
+Keys come from the environment only (litellm's variable names). They never reach the database,
+a log line or a message shown to users: provider error texts pass through `redact` first.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+_SECRET_NAME_RE = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$")
+
+
+@dataclass(frozen=True)
+class CallSettings:
+    model: str
+    api_base: str = ""
+    temperature: float = 0.0
+    max_tokens: int = 400
+    timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class Completion:
+    content: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cost_usd: float | None  # None: litellm knows no price for the model
+    latency_ms: int
+
+
+class ProviderError(Exception):
+    """A failed call. `permanent` errors (bad key, unknown model, bad request) stop the run;
+    transient ones (429, 5xx, timeouts, dropped connections) are retried with backoff."""
+
+    def __init__(self, kind: str, message: str, *, permanent: bool, retry_after: float | None):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.permanent = permanent
+        self.retry_after = retry_after
+
+
+def redact(text: str) -> str:
+    """Remove the values of secret-looking environment variables from a text."""
+    for name, value in os.environ.items():
+        if value and len(value) >= 8 and _SECRET_NAME_RE.search(name) and value in text:
+            text = text.replace(value, "***")
+    return re.sub(r"\b(sk|rl)-[A-Za-z0-9_\-]{12,}", r"\1-***", text)
+
+
+@lru_cache(maxsize=1)
+def _litellm():
+    import litellm
+
+    # No telemetry, no request logging: prompts and headers stay in this process.
+    litellm.telemetry = False
+    litellm.suppress_debug_info = True
+    litellm.turn_off_message_logging = True
+    litellm.drop_params = True
+    return litellm
+
+
+def missing_keys(model: str, api_base: str = "") -> list[str]:
+    """Environment variables the model needs and that are not set (names only)."""
+    try:
+        report = _litellm().validate_environment(model=model, api_base=api_base or None)
+    except Exception:  # an unknown provider prefix: litellm will say so on the first call
+        return []
+    return list(report.get("missing_keys") or [])
+
+
+def supports_schema(model: str) -> bool:
+    try:
+        return bool(_litellm().supports_response_schema(model=model))
+    except Exception:
+        return False
+
+
+def price_per_token(model: str) -> tuple[float, float] | None:
+    """(input, output) USD per token from litellm's price table, or None if it has none."""
+    table = _litellm().model_cost
+    name = model.split("/", 1)[1] if model.count("/") and model.split("/", 1)[1] in table else model
+    entry = table.get(name) or table.get(model)
+    if not entry or entry.get("input_cost_per_token") is None:
+        return None
+    return float(entry["input_cost_per_token"]), float(entry.get("output_cost_per_token") or 0)
+
+
+@lru_cache(maxsize=256)
+def _has_price(model: str) -> bool:
+    return price_per_token(model) is not None
+
+
+def _retry_after(exc: Exception) -> float | None:
+    for source in (getattr(exc, "response", None), exc):
+        headers = getattr(source, "headers", None) or getattr(exc, "litellm_response_headers", None)
+        if not headers:
+            continue
+        try:
+            value = headers.get("retry-after") or headers.get("Retry-After")
+        except AttributeError:
+            continue
+        if value is not None:
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                return None
+    return None
+
+
+def classify(exc: Exception) -> ProviderError:
+    litellm = _litellm()
+    message = redact(str(exc))[:2000]
+    # Order matters: Timeout is a subclass of APIConnectionError in litellm.
+    table = [
+        (litellm.RateLimitError, "rate_limit", False),
+        (litellm.Timeout, "timeout", False),
+        (litellm.AuthenticationError, "auth", True),
+        (litellm.PermissionDeniedError, "auth", True),
+        (litellm.NotFoundError, "not_found", True),
+        (litellm.ContextWindowExceededError, "bad_request", True),
+        (litellm.BadRequestError, "bad_request", True),
+        (litellm.InternalServerError, "server", False),
+        (litellm.ServiceUnavailableError, "server", False),
+        (litellm.BadGatewayError, "server", False),
+        (litellm.APIConnectionError, "connection", False),
+        (litellm.APIError, "server", False),
+    ]
+    for cls, kind, permanent in table:
+        if isinstance(exc, cls):
+            status = getattr(exc, "status_code", None)
+            client_error = isinstance(status, int) and 400 <= status < 500
+            if kind == "server" and client_error and status not in (408, 409, 429):
+                kind, permanent = "bad_request", True
+            return ProviderError(kind, message, permanent=permanent, retry_after=_retry_after(exc))
+    if isinstance(exc, TimeoutError):
+        return ProviderError("timeout", message or "timed out", permanent=False, retry_after=None)
+    if isinstance(exc, ConnectionError | OSError):
+        return ProviderError("connection", message, permanent=False, retry_after=None)
+    return ProviderError("unknown", message, permanent=False, retry_after=None)
+
+
+def backoff_delay(attempt: int, retry_after: float | None, *, base: float = 0.5,
+                  cap: float = 30.0) -> float:
+    """Seconds to wait before retry number `attempt` (1-based): the provider's Retry-After when
+    it gives one, else exponential backoff; both with jitter so workers do not retry in step."""
+    if retry_after is not None:
+        return min(cap, retry_after) + random.uniform(0, 0.25 * max(retry_after, base))
+    return random.uniform(base, min(cap, base * 2 ** attempt))
+
+
+class ProviderClient:
+    """One attempt per call; retries belong to the caller, which knows the run's budget."""
+
+    async def complete(self, messages: list[dict], settings: CallSettings, *,
+                       response_format: dict | None = None) -> Completion:
+        litellm = _litellm()
+        kwargs = {
+            "model": settings.model,
+            "messages": messages,
+            "temperature": settings.temperature,
+            "max_tokens": settings.max_tokens,
+            "timeout": settings.timeout_s,
+            "num_retries": 0,
+            "max_retries": 0,
+        }
+        if settings.api_base:
+            kwargs["api_base"] = settings.api_base
+            if missing_keys(settings.model, settings.api_base):
+                # A self-hosted OpenAI-compatible server (vLLM, Ollama) often needs no key, but
+                # the client insists on one; a placeholder is sent, never a real key.
+                kwargs["api_key"] = "no-key-needed"
+        if response_format is not None:
+            kwargs["response_format"] = response_format
+        started = time.perf_counter()
+        try:
+            response = await litellm.acompletion(**kwargs)
+        except Exception as exc:  # classified below; nothing is swallowed
+            raise classify(exc) from None
+        latency_ms = int((time.perf_counter() - started) * 1000)
+        try:
+            content = response.choices[0].message.content or ""
+        except (AttributeError, IndexError):
+            content = ""
+        usage = getattr(response, "usage", None)
+        cost = None
+        if _has_price(settings.model):
+            try:
+                cost = float(litellm.completion_cost(completion_response=response))
+            except Exception:
+                cost = None
+        return Completion(
+            content=content,
+            prompt_tokens=getattr(usage, "prompt_tokens", None),
+            completion_tokens=getattr(usage, "completion_tokens", None),
+            cost_usd=cost,
+            latency_ms=latency_ms,
+        )

@@ -1,0 +1,116 @@
+"""Reading a judge's answer, and combining several answers into one verdict.
+
+Standard library only: the exported reward.py embeds this module's source (with scales.py and
+prompting.py), so the bundle parses and combines exactly as the app does.
+
+Model output is untrusted. An answer becomes a value only when it holds a JSON object whose
+"value" is one of the criterion's allowed values; anything else is a ParseError that keeps the
+raw text, never a score.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+
+from apps.rubrics import scales
+
+_FENCE_RE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
+_TRAILING_COMMA_RE = re.compile(r",\s*([}\]])")
+INCONSISTENT = "inconsistent"
+
+
+class ParseError(ValueError):
+    """The answer could not be read as a verdict; `kind` says why ("json" or "scale")."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def _candidates(text: str):
+    yield text
+    for match in _FENCE_RE.finditer(text):
+        yield match.group(1)
+    start, end = text.find("{"), text.rfind("}")
+    if start != -1 and end > start:
+        yield text[start : end + 1]
+
+
+def extract_object(text: str) -> dict:
+    """The JSON object in a model's answer: plain, fenced, wrapped in prose, trailing commas."""
+    if not isinstance(text, str) or not text.strip():
+        raise ParseError("json", "the answer is empty")
+    for candidate in _candidates(text.strip()):
+        for attempt in (candidate, _TRAILING_COMMA_RE.sub(r"\1", candidate)):
+            try:
+                data = json.loads(attempt)
+            except (json.JSONDecodeError, RecursionError):
+                continue
+            if isinstance(data, dict):
+                return data
+    raise ParseError("json", "no JSON object with a verdict in the answer")
+
+
+def swap_value(value):
+    """A pairwise answer given in order (B, A), put back in the item's terms."""
+    return {"A": "B", "B": "A"}.get(value, value)
+
+
+def parse_verdict(text: str, criterion: dict, *, swapped: bool = False) -> tuple[object, str]:
+    """(value, rationale) from one answer, or ParseError. `swapped`: the (B, A) order was asked."""
+    data = extract_object(text)
+    if "value" not in data:
+        raise ParseError("json", 'the JSON object has no "value"')
+    try:
+        value = scales.coerce_value(criterion["scale"], data["value"])
+    except ValueError as exc:
+        raise ParseError("scale", str(exc)) from None
+    rationale = data.get("rationale", "")
+    if not isinstance(rationale, str):
+        rationale = json.dumps(rationale, ensure_ascii=False)
+    if swapped:
+        value = swap_value(value)
+    return value, rationale[:4000]
+
+
+def pairwise_sample_value(ab, ba):
+    """One sample of a pairwise judge, asked in both orders: the answer if both orders agree,
+    else "inconsistent" (the order decided it, not the responses)."""
+    return ab if ab == ba else INCONSISTENT
+
+
+def combine(scale: dict, values: list) -> tuple[object, float | None, float | None, str]:
+    """K sampled values -> (value, mean, spread, flag).
+
+    Ordinal and binary: the mean rounded to the nearest level (halves up), spread = population
+    standard deviation. Categories and pairwise: the majority, spread = share of samples that
+    disagree with it; a tie between classes goes to "tie" on pairwise scales and to the first
+    class in scale order otherwise, flagged "split". Pairwise "inconsistent" samples count as
+    tie and flag the verdict.
+    """
+    if not values:
+        raise ValueError("no values to combine")
+    kind = scale["type"]
+    if kind in (scales.BINARY, scales.ORDINAL):
+        numbers = [float(v) for v in values]
+        mean = sum(numbers) / len(numbers)
+        spread = (sum((x - mean) ** 2 for x in numbers) / len(numbers)) ** 0.5
+        allowed = scales.allowed_values(scale)
+        value = min(allowed, key=lambda level: (abs(level - mean), -level))
+        return value, mean, spread, ""
+    flag = ""
+    if kind == scales.PAIRWISE and INCONSISTENT in values:
+        flag = INCONSISTENT
+        values = ["tie" if v == INCONSISTENT else v for v in values]
+    counts = Counter(values)
+    top = max(counts.values())
+    leaders = [v for v in scales.allowed_values(scale) if counts.get(v) == top]
+    if len(leaders) == 1:
+        value = leaders[0]
+    else:
+        value = "tie" if kind == scales.PAIRWISE else leaders[0]
+        flag = flag or "split"
+    spread = 1 - counts[value] / len(values) if value in counts else 1.0
+    return value, None, spread, flag

@@ -1,0 +1,99 @@
+"""Database side of a batch: results written once, from one thread, in small transactions.
+
+The event loop never touches the ORM (Django forbids it, and a model call must never sit inside
+a transaction). Results are queued here and flushed from a single worker thread, which owns one
+database connection for the life of the batch.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from django.db import close_old_connections, connection, transaction
+from django.utils import timezone
+
+from apps.judging.models import CallCache, Judgment, JudgmentStatus
+
+
+@dataclass
+class Result:
+    judgment_id: int
+    status: str
+    value: str = ""
+    rationale: str = ""
+    raw_output: str = ""
+    error_kind: str = ""
+    error_message: str = ""
+    attempts: int = 0
+    cached: bool = False
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost_usd: float | None = None
+    latency_ms: int | None = None
+    cache_key: str = ""
+    model: str = ""
+
+
+_UPDATE_SQL = None
+
+
+def _update_sql() -> str:
+    global _UPDATE_SQL
+    if _UPDATE_SQL is None:
+        table = connection.ops.quote_name(Judgment._meta.db_table)
+        # The status condition makes the write happen once: a second delivery of the batch,
+        # or a second worker, finds the row no longer pending and changes nothing.
+        _UPDATE_SQL = (
+            f"UPDATE {table} SET status = %s, value = %s, rationale = %s, raw_output = %s, "
+            "error_kind = %s, error_message = %s, attempts = %s, cached = %s, "
+            "prompt_tokens = %s, completion_tokens = %s, cost_usd = %s, latency_ms = %s, "
+            "finished_at = %s WHERE id = %s AND status = %s"
+        )
+    return _UPDATE_SQL
+
+
+def write_results(results: list[Result]) -> None:
+    if not results:
+        return
+    now = timezone.now()
+    rows = [
+        (r.status, r.value, r.rationale, r.raw_output, r.error_kind, r.error_message[:4000],
+         r.attempts, r.cached, r.prompt_tokens, r.completion_tokens, r.cost_usd, r.latency_ms,
+         now, r.judgment_id, JudgmentStatus.PENDING)
+        for r in results
+    ]
+    cache_rows = [
+        CallCache(key=r.cache_key, model=r.model, content=r.raw_output,
+                  prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens,
+                  cost_usd=r.cost_usd)
+        for r in results
+        if r.cache_key and r.status == JudgmentStatus.DONE and not r.cached
+    ]
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.executemany(_update_sql(), rows)
+        if cache_rows:
+            CallCache.objects.bulk_create(cache_rows, ignore_conflicts=True)
+
+
+class DbThread:
+    """A single thread that runs every database operation of one batch, in order."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="judge-db")
+        self._lock = threading.Lock()
+
+    def submit(self, fn, *args, **kwargs):
+        return self._pool.submit(fn, *args, **kwargs)
+
+    def close(self) -> None:
+        # Django keeps one connection per thread; close ours before the thread goes away.
+        self._pool.submit(_close_connection).result()
+        self._pool.shutdown(wait=True)
+
+
+def _close_connection() -> None:
+    close_old_connections()
+    connection.close()
