@@ -112,7 +112,7 @@ def bench_project(slug: str):
 
     from apps.projects.models import Membership, Project, Role
 
-    Project.objects.filter(slug=slug).delete()
+    delete_project(slug)  # left over from a run that was killed
     project = Project.objects.create(slug=slug, name=f"Benchmark {slug}")
     user, _ = get_user_model().objects.get_or_create(username=f"{slug}-owner")
     Membership.objects.create(project=project, user=user, role=Role.OWNER)
@@ -122,8 +122,11 @@ def bench_project(slug: str):
 def delete_project(slug: str) -> None:
     from django.contrib.auth import get_user_model
 
+    from apps.judging.models import JudgeRun
     from apps.projects.models import Project
 
+    # Runs first: a run PROTECTs its rubric version, which the project's cascade also deletes.
+    JudgeRun.objects.filter(project__slug=slug).delete()
     Project.objects.filter(slug=slug).delete()
     get_user_model().objects.filter(username=f"{slug}-owner").delete()
 

@@ -92,7 +92,7 @@ def main() -> None:
     from django.urls import reverse
 
     from apps.datasets.models import Item
-    from apps.judging.models import JudgeRun, Verdict
+    from apps.judging.models import Verdict
     from apps.labeling.models import HumanLabel
 
     project, user = bench_project(SLUG)
@@ -126,7 +126,6 @@ def main() -> None:
         print(f"for information: a search without matches takes {statistics.median(search_ms):.0f} "
               "ms (median of 3)")
     finally:
-        JudgeRun.objects.filter(project__slug=SLUG).delete()  # runs PROTECT rubric versions
         delete_project(SLUG)
     p95 = percentile(times_ms, 0.95)
     print(f"{N_REQUESTS} requests over pages {pages[0]}..{pages[-1]}: median "

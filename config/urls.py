@@ -15,4 +15,6 @@ urlpatterns = [
     path("", include("apps.rubrics.urls")),
     path("", include("apps.datasets.urls")),
     path("", include("apps.judging.urls")),
+    path("", include("apps.calibration.urls")),
+    path("", include("apps.exports.urls")),
 ]

@@ -66,3 +66,26 @@ def _remove_test_broker_folder():
     folder = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("data_folder_in")
     if folder and "test-broker-" in folder:
         shutil.rmtree(os.path.dirname(folder), ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def demo_loaded(django_db_setup, django_db_blocker):
+    """The demo project from the bundled real data, loaded once for the module that asks.
+
+    load_demo takes seconds, so it is committed outside the per-test transactions and deleted
+    afterwards; tests only read it (or change it inside their own transaction, rolled back).
+    """
+    import io
+
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    from apps.intake import demo
+    from apps.projects.models import Project
+
+    with django_db_blocker.unblock():
+        out = io.StringIO()
+        call_command("load_demo", stdout=out)
+        yield out.getvalue()
+        Project.objects.filter(slug=demo.PROJECT_SLUG).delete()
+        get_user_model().objects.filter(username="demo").delete()

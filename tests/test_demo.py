@@ -18,7 +18,7 @@ from django.urls import reverse
 
 from apps.datasets.models import Dataset, Item
 from apps.intake import demo
-from apps.judging.models import JudgeConfig, JudgeRun, Verdict
+from apps.judging.models import JudgeRun, Verdict
 from apps.labeling.models import HumanLabel
 from apps.projects.models import Membership, Project, Role
 from apps.rubrics.models import Rubric, RubricVersion
@@ -42,17 +42,8 @@ def _counts() -> dict:
 
 
 @pytest.fixture(scope="module")
-def loaded(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():
-        out = io.StringIO()
-        call_command("load_demo", stdout=out)
-        yield out.getvalue()
-        # Runs and judges first: their rubric_version is PROTECT, which blocks deleting the project
-        # in one go even though the runs would go with it.
-        JudgeRun.objects.filter(project__slug=demo.PROJECT_SLUG).delete()
-        JudgeConfig.objects.filter(project__slug=demo.PROJECT_SLUG).delete()
-        Project.objects.filter(slug=demo.PROJECT_SLUG).delete()
-        get_user_model().objects.filter(username="demo").delete()
+def loaded(demo_loaded):
+    return demo_loaded
 
 
 @pytest.fixture

@@ -445,6 +445,8 @@ def test_100_concurrent_slow_requests(fake: FakeLLM, run: Run) -> None:
     started = time.monotonic()
     responses = run(burst())
     elapsed = time.monotonic() - started
-    assert elapsed < 2.0, elapsed
+    # Served one after another they would take 50 s; concurrently about 0.5 s plus the client's
+    # CPU. The bound is loose so a busy CI machine does not fail a behaviour test on speed.
+    assert elapsed < 10.0, elapsed
     assert all(json.loads(content_of(r))["value"] in (1, 2, 3) for r in responses)
     assert fake.stats()["by_status"] == {"200": 100}

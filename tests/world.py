@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from apps.exports.services import judge_export
 from apps.judging.models import JudgeRun, Judgment, JudgmentStatus, RunKind, RunStatus, Verdict
 from apps.labeling.models import HumanLabel, LabelSource
 from apps.projects.models import ApiToken, Membership
 from apps.projects.services import token_create
 from apps.rubrics import content as content_mod
 from apps.rubrics.models import Criterion, Rubric
-from apps.rubrics.services import rubric_draft, rubric_import
+from apps.rubrics.services import rubric_draft, rubric_import, rubric_note_add
 from tests.factories import DatasetFactory, ItemFactory
 
 POINTWISE = {
@@ -46,6 +47,8 @@ class World:
     run: JudgeRun  # a live run (finished) with one judgment
     imported_run: JudgeRun
     judgment: Judgment
+    note: object
+    export: object
     membership: Membership
     token: ApiToken
     raw_token: str
@@ -63,6 +66,8 @@ class World:
             "token_id": self.token.pk,
             "run_id": self.run.pk,
             "judgment_id": self.judgment.pk,
+            "note_id": self.note.pk,
+            "export_id": self.export.pk,
         }
 
 
@@ -91,9 +96,12 @@ def build_world(project, *, owner, member) -> World:
     judgment = Judgment.objects.create(run=run, item=items[0], criterion_key="correct",
                                        status=JudgmentStatus.FAILED, error_kind="server",
                                        error_message="boom", attempts=5)
+    note = rubric_note_add(rubric=rubric, text="tie anchors are vague", criterion_key="correct")
+    export = judge_export(run=run, fmt="json", user=owner, force=True)
     membership = Membership.objects.get(project=project, user=member)
     token, raw = token_create(user=owner, project=project, name="ci")
     return World(project=project, rubric=rubric, published=published, draft=draft,
                  criterion=criterion, dataset=dataset, item=items[0], run=run,
-                 imported_run=imported, judgment=judgment, membership=membership, token=token,
-                 raw_token=raw)
+                 imported_run=imported, judgment=judgment, note=note, export=export,
+                 membership=membership,
+                 token=token, raw_token=raw)

@@ -7,6 +7,8 @@ from ninja import NinjaAPI, Swagger
 
 from apps.api.auth import AUTH
 from apps.api.endpoints import router
+from apps.api.endpoints_exports import router as exports_router
+from apps.api.endpoints_judging import router as judging_router
 
 api = NinjaAPI(
     title="RubricLab API",
@@ -31,3 +33,5 @@ def _forbidden(request, exc):
 
 
 api.add_router("/", router)
+api.add_router("/", judging_router)
+api.add_router("/", exports_router)

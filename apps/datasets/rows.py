@@ -38,6 +38,25 @@ class RowProblem:
 Row = tuple[int, dict | RowProblem]
 
 
+class _NotJson(ValueError):
+    pass
+
+
+def _no_constants(name: str):
+    # Python's json reads NaN and Infinity, which are not JSON; PostgreSQL's jsonb refuses them.
+    raise _NotJson(f"{name} is not a JSON value")
+
+
+def _loads(text: str):
+    """json.loads, strict about NaN/Infinity; raises ValueError with a message for the user."""
+    try:
+        return json.loads(text, parse_constant=_no_constants)
+    except json.JSONDecodeError as exc:
+        raise _NotJson(f"{exc.msg} (column {exc.colno})") from None
+    except RecursionError:
+        raise _NotJson("nested too deeply") from None
+
+
 def _text_problem(value) -> str | None:
     """Why a parsed value cannot be stored as text, looking inside lists and objects."""
     if isinstance(value, str):
@@ -63,9 +82,12 @@ def _text_problem(value) -> str | None:
 
 def _unstorable(row: dict, line: int) -> RowProblem | None:
     for key, value in row.items():
-        found = _text_problem(key) or _text_problem(value)
+        try:
+            found = _text_problem(key) or _text_problem(value)
+        except RecursionError:
+            found = "nested too deeply"
         if found:
-            return RowProblem(line, key if isinstance(key, str) else "", found)
+            return RowProblem(line, key, found)
     return None
 
 
@@ -101,9 +123,9 @@ def _iter_jsonl(stream: IO[bytes]) -> Iterator[Row]:
             continue
         seen_any = True
         try:
-            row = json.loads(text)
-        except json.JSONDecodeError as exc:
-            yield number, RowProblem(number, "", f"invalid JSON: {exc.msg} (column {exc.colno})")
+            row = _loads(text)
+        except _NotJson as exc:
+            yield number, RowProblem(number, "", f"invalid JSON: {exc}")
             continue
         if not isinstance(row, dict):
             yield number, RowProblem(number, "", "each line must be one JSON object")
@@ -209,9 +231,9 @@ def _iter_csv(stream: IO[bytes]) -> Iterator[Row]:
                 if not value.strip():
                     continue
                 try:
-                    row[column] = json.loads(value)
-                except json.JSONDecodeError as exc:
-                    problem = RowProblem(line, column, f"invalid JSON: {exc.msg}")
+                    row[column] = _loads(value)
+                except _NotJson as exc:
+                    problem = RowProblem(line, column, f"invalid JSON: {exc}")
                     break
             else:
                 row[column] = value

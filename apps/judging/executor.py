@@ -118,6 +118,8 @@ def _plan_calls(run: JudgeRun, number: int) -> tuple[list[Call], list[Result]]:
 
 
 def _result_from_text(call: Call, text: str, **fields) -> Result:
+    # What a model says is stored and shown; a provider that echoes a key must not put it there.
+    text = provider.redact(text)
     try:
         value, rationale = parse_verdict(text, call.criterion, swapped=call.swapped)
     except ParseError as exc:
@@ -218,6 +220,34 @@ class _Batch:
             except asyncio.CancelledError:
                 pass
             await self.flush()
+            await self.client.aclose()
+
+
+_LOOP: asyncio.AbstractEventLoop | None = None
+
+
+def _run_in_process_loop(coro) -> None:
+    """Run on one event loop per worker process, kept between batches.
+
+    A new loop per batch (asyncio.run) would make litellm build and cache a new HTTP client
+    for every batch: memory that grows with the length of the run, and no kept-alive
+    connections. A loop interrupted by an exception (the soft time limit) is thrown away.
+    """
+    global _LOOP
+    if _LOOP is None or _LOOP.is_closed():
+        _LOOP = asyncio.new_event_loop()
+    try:
+        _LOOP.run_until_complete(coro)
+    except BaseException:
+        loop, _LOOP = _LOOP, None
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        try:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        finally:
+            loop.close()
+        raise
 
 
 def _beat(run_id: int, number: int, lease: str) -> str:
@@ -248,13 +278,15 @@ def run_batch(run_id: int, number: int, *, lease: str | None = None) -> str:
         status=RunStatus.RUNNING, started_at=timezone.now()
     )
     run.status = RunStatus.RUNNING
+    began = time.perf_counter()
     calls, cached = _plan_calls(run, number)
     write_results(cached)
+    planned = time.perf_counter()
     db = DbThread()
     batch = _Batch(run, number, lease, db)
     try:
         if calls:
-            asyncio.run(batch.execute(calls))
+            _run_in_process_loop(batch.execute(calls))
     except SoftTimeLimitExceeded:
         # Out of time: what was answered is written; the rest goes out again as a new task.
         batch.stop.set()
@@ -263,7 +295,12 @@ def run_batch(run_id: int, number: int, *, lease: str | None = None) -> str:
         db.close()
     if batch.permanent_error is not None:
         _fail_run(run, batch.permanent_error)
-    return finish_batch(run, number, lease, stopped=batch.stop.is_set())
+    called = time.perf_counter()
+    outcome = finish_batch(run, number, lease, stopped=batch.stop.is_set())
+    log.info("run %s batch %s: %s calls (%s cached) planned in %.2fs, called in %.2fs, "
+             "finished in %.2fs: %s", run.pk, number, len(calls), len(cached), planned - began,
+             called - planned, time.perf_counter() - called, outcome)
+    return outcome
 
 
 def finish_batch(run: JudgeRun, number: int, lease: str, *, stopped: bool) -> str:
@@ -285,7 +322,11 @@ def finish_batch(run: JudgeRun, number: int, lease: str, *, stopped: bool) -> st
 def finalize_if_done(run: JudgeRun) -> bool:
     if Judgment.objects.filter(run=run, status=JudgmentStatus.PENDING).exists():
         return False
-    build_verdicts(run)
+    # A finished batch built its own verdicts; one whose task died before that did not. Build
+    # per batch (bounded memory), and only where needed: idempotent either way.
+    for number in JudgeBatch.objects.filter(run=run).exclude(
+            status=BatchStatus.DONE).values_list("number", flat=True):
+        build_verdicts(run, batch=number)
     finished = JudgeRun.objects.filter(pk=run.pk, status__in=(RunStatus.QUEUED,
                                                               RunStatus.RUNNING)).update(
         status=RunStatus.COMPLETED, finished_at=timezone.now()

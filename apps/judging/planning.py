@@ -77,7 +77,8 @@ class Estimate:
         return f"{text}; cost {cost}"
 
 
-def _settings_errors(run_settings: RunSettings) -> dict[str, str]:
+def settings_errors(run_settings: RunSettings) -> dict[str, str]:
+    """Problems with a run's settings, by field: ranges, and a key the model needs (by name)."""
     errors = {}
     if not run_settings.model.strip():
         errors["model"] = "Name a litellm model, e.g. openai/gpt-4.1-mini."
@@ -144,6 +145,23 @@ def estimate(*, version: RubricVersion, dataset: Dataset, item_ids: list[int],
                     completion_tokens_per_call=TYPICAL_COMPLETION_TOKENS, cost_usd=cost)
 
 
+def _check_cap(project: Project, calls: int, *, what: str, advice: str,
+               field: str | None = None) -> None:
+    """Refuse to queue `calls` more model calls when the project's cap would be exceeded.
+
+    Call inside a transaction: the project's row is locked, so two starts (or a start and a
+    resume) at the same moment take turns instead of both fitting under the cap.
+    """
+    locked = Project.objects.select_for_update().filter(pk=project.pk)
+    cap = locked.values_list("max_queued_calls", flat=True).first()
+    queued = Judgment.objects.filter(run__project=project, run__status__in=ACTIVE_STATUSES,
+                                     status=JudgmentStatus.PENDING).count()
+    if queued + calls > cap:
+        message = (f"{what}; with {queued:,} already queued that exceeds the project's cap "
+                   f"of {cap:,}. {advice}")
+        raise ValidationError({field: message} if field else message)
+
+
 def _items_per_batch(calls_per_item: int, concurrency: int) -> int:
     calls = max(settings.JUDGE_BATCH_MIN_CALLS, concurrency * settings.JUDGE_BATCH_WAVES)
     return max(1, calls // max(1, calls_per_item))
@@ -160,7 +178,7 @@ def judge_run_start(
     user=None,
 ) -> JudgeRun:
     """Plan the run as rows (batches and one Judgment per call) and send the first batches."""
-    errors = _settings_errors(run_settings)
+    errors = settings_errors(run_settings)
     if not version.is_published:
         errors["version"] = "Publish the rubric version first: runs refer to a frozen version."
     if version.rubric.project_id != project.pk or dataset.project_id != project.pk:
@@ -176,21 +194,14 @@ def judge_run_start(
         raise ValidationError({"subset": "No item matches: nothing to judge."})
     plan = estimate(version=version, dataset=dataset, item_ids=item_ids,
                     run_settings=run_settings)
-    queued = (
-        Judgment.objects.filter(run__project=project, run__status__in=ACTIVE_STATUSES,
-                                status=JudgmentStatus.PENDING).count()
-    )
-    if queued + plan.calls > project.max_queued_calls:
-        raise ValidationError({"subset": (
-            f"This run would queue {plan.calls:,} model calls ({plan.describe()}); with "
-            f"{queued:,} already queued that exceeds the project's cap of "
-            f"{project.max_queued_calls:,}. Judge a sample, or ask an owner to raise the cap."
-        )})
     criteria = [c["key"] for c in version_content(version)["criteria"]]
     orders = ("AB", "BA") if dataset.is_pairwise else ("",)
     per_item = len(criteria) * run_settings.samples * len(orders)
     per_batch = _items_per_batch(per_item, run_settings.concurrency)
     with transaction.atomic():
+        _check_cap(project, plan.calls, field="subset",
+                   what=f"This run would queue {plan.calls:,} model calls ({plan.describe()})",
+                   advice="Judge a sample, or ask an owner to raise the cap.")
         run = JudgeRun.objects.create(
             project=project, rubric_version=version, dataset=dataset,
             name=name.strip() or run_settings.model, kind=RunKind.LIVE, status=RunStatus.QUEUED,
@@ -264,17 +275,35 @@ def judge_run_cancel(*, run: JudgeRun) -> bool:
     return bool(changed)
 
 
+def _lock_stopped(run: JudgeRun) -> None:
+    """Lock the run's row and refuse a run that is still going.
+
+    Resuming an active run would put the batches its workers hold back to pending and send them
+    again: a second task would take each one over while the first still calls the model (a
+    double click on Resume does exactly that). The lock makes two requests take turns.
+    """
+    if run.kind != RunKind.LIVE:
+        raise ValidationError("Imported verdicts cannot be run.")
+    status = JudgeRun.objects.select_for_update().filter(pk=run.pk).values_list(
+        "status", flat=True).first()
+    if status in ACTIVE_STATUSES:
+        raise ValidationError("The run is still going: cancel it, or wait until it ends.")
+
+
 @transaction.atomic
 def judge_run_resume(*, run: JudgeRun) -> int:
     """Run what is missing: pending judgments of a cancelled or stopped run."""
-    if run.kind != RunKind.LIVE:
-        raise ValidationError("Imported verdicts cannot be run.")
+    _lock_stopped(run)
     pending_batches = set(
         Judgment.objects.filter(run=run, status=JudgmentStatus.PENDING)
         .values_list("batch", flat=True).distinct()
     )
     if not pending_batches:
         return 0
+    # A stopped run's calls are not counted as queued; resuming queues them again.
+    pending = Judgment.objects.filter(run=run, status=JudgmentStatus.PENDING).count()
+    _check_cap(run.project, pending, what=f"Resuming would queue {pending:,} model calls",
+               advice="Wait for other runs to finish, or ask an owner to raise the cap.")
     JudgeRun.objects.filter(pk=run.pk).update(
         status=RunStatus.RUNNING, finished_at=None, error_message=""
     )
@@ -289,8 +318,7 @@ def judge_run_resume(*, run: JudgeRun) -> int:
 @transaction.atomic
 def judge_run_retry_failed(*, run: JudgeRun) -> int:
     """Put failed and invalid judgments back to pending and run them again."""
-    if run.kind != RunKind.LIVE:
-        raise ValidationError("Imported verdicts cannot be run.")
+    _lock_stopped(run)
     redo = Judgment.objects.filter(
         run=run, status__in=(JudgmentStatus.FAILED, JudgmentStatus.INVALID)
     )

@@ -52,8 +52,9 @@ def run_progress(run: JudgeRun) -> Progress:
         prompt=Sum("prompt_tokens", filter=Q(cached=False)),
         completion=Sum("completion_tokens", filter=Q(cached=False)),
         cost=Sum("cost_usd", filter=Q(cached=False)),
-        unpriced=Count("id", filter=Q(cached=False, status=JudgmentStatus.DONE,
-                                      cost_usd__isnull=True)),
+        # An invalid answer was paid for too: without a price it makes the total unknown.
+        unpriced=Count("id", filter=Q(cached=False, cost_usd__isnull=True,
+                                      status__in=(JudgmentStatus.DONE, JudgmentStatus.INVALID))),
         recent=Count("id", filter=Q(finished_at__gte=since)),
     )
     errors = list(

@@ -7,6 +7,7 @@ a log line or a message shown to users: provider error texts pass through `redac
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import re
@@ -17,6 +18,7 @@ from functools import lru_cache
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 _SECRET_NAME_RE = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$")
+_CONNECTION_ERROR = "Connection error."
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,10 @@ def classify(exc: Exception) -> ProviderError:
             client_error = isinstance(status, int) and 400 <= status < 500
             if kind == "server" and client_error and status not in (408, 409, 429):
                 kind, permanent = "bad_request", True
+            elif kind == "server" and _CONNECTION_ERROR in str(exc):
+                # litellm reports a dropped connection (no response at all) as a 500 with the
+                # openai client's "Connection error."; name it for what it is.
+                kind = "connection"
             return ProviderError(kind, message, permanent=permanent, retry_after=_retry_after(exc))
     if isinstance(exc, TimeoutError):
         return ProviderError("timeout", message or "timed out", permanent=False, retry_after=None)
@@ -154,12 +160,35 @@ def backoff_delay(attempt: int, retry_after: float | None, *, base: float = 0.5,
     """Seconds to wait before retry number `attempt` (1-based): the provider's Retry-After when
     it gives one, else exponential backoff; both with jitter so workers do not retry in step."""
     if retry_after is not None:
-        return min(cap, retry_after) + random.uniform(0, 0.25 * max(retry_after, base))
+        # The jitter scales with the capped wait: a Retry-After of an hour must not turn into
+        # a quarter of an hour of jitter while the call holds its slot.
+        wait = min(cap, retry_after)
+        return wait + random.uniform(0, 0.25 * max(wait, base))
     return random.uniform(base, min(cap, base * 2 ** attempt))
 
 
 class ProviderClient:
-    """One attempt per call; retries belong to the caller, which knows the run's budget."""
+    """One attempt per call; retries belong to the caller, which knows the run's budget.
+
+    Call `aclose()` before the event loop ends (asyncio.run ends it after every batch).
+    """
+
+    async def aclose(self) -> None:
+        """Stop litellm's background logging task on the running loop.
+
+        litellm starts it on the first call and leaves it pending; when asyncio.run closes the
+        loop, the task is destroyed ("Task was destroyed but it is pending!" logged for every
+        batch) and its finalizer can run at any later point of the process.
+        """
+        try:
+            from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
+        except ImportError:  # a litellm without it: nothing to stop
+            return
+        try:
+            await asyncio.wait_for(GLOBAL_LOGGING_WORKER.flush(), timeout=1.0)
+        except Exception:  # best effort: nothing of ours is logged through it
+            pass
+        await GLOBAL_LOGGING_WORKER.stop(discard_pending=True, timeout=1.0)
 
     async def complete(self, messages: list[dict], settings: CallSettings, *,
                        response_format: dict | None = None) -> Completion:
@@ -194,10 +223,10 @@ class ProviderClient:
         usage = getattr(response, "usage", None)
         cost = None
         if _has_price(settings.model):
-            try:
-                cost = float(litellm.completion_cost(completion_response=response))
-            except Exception:
-                cost = None
+            # litellm has priced the call already (it does for every call); read, do not redo.
+            hidden = getattr(response, "_hidden_params", None) or {}
+            raw_cost = hidden.get("response_cost")
+            cost = float(raw_cost) if isinstance(raw_cost, int | float) else None
         return Completion(
             content=content,
             prompt_tokens=getattr(usage, "prompt_tokens", None),

@@ -19,6 +19,7 @@ from apps.rubrics import scales
 _FENCE_RE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 _TRAILING_COMMA_RE = re.compile(r",\s*([}\]])")
 INCONSISTENT = "inconsistent"
+_MAX_SCAN = 200
 
 
 class ParseError(ValueError):
@@ -38,11 +39,32 @@ def _candidates(text: str):
         yield text[start : end + 1]
 
 
+def _embedded_objects(text: str) -> list[dict]:
+    """Every JSON object that starts at a "{" outside an earlier one (prose with braces of its
+    own, or an example object before the answer). At most _MAX_SCAN starts are tried."""
+    decoder = json.JSONDecoder()
+    found = []
+    position = text.find("{")
+    tries = 0
+    while position != -1 and tries < _MAX_SCAN:
+        tries += 1
+        try:
+            data, end = decoder.raw_decode(text, position)
+        except (json.JSONDecodeError, RecursionError):
+            position = text.find("{", position + 1)
+            continue
+        if isinstance(data, dict):
+            found.append(data)
+        position = text.find("{", end)
+    return found
+
+
 def extract_object(text: str) -> dict:
     """The JSON object in a model's answer: plain, fenced, wrapped in prose, trailing commas."""
     if not isinstance(text, str) or not text.strip():
         raise ParseError("json", "the answer is empty")
-    for candidate in _candidates(text.strip()):
+    text = text.strip()
+    for candidate in _candidates(text):
         for attempt in (candidate, _TRAILING_COMMA_RE.sub(r"\1", candidate)):
             try:
                 data = json.loads(attempt)
@@ -50,6 +72,18 @@ def extract_object(text: str) -> dict:
                 continue
             if isinstance(data, dict):
                 return data
+    # Braces in the prose around the object: look for objects one by one. Two objects that
+    # give different verdicts are a contradiction, not a verdict.
+    for attempt in (text, _TRAILING_COMMA_RE.sub(r"\1", text)):
+        objects = _embedded_objects(attempt)
+        verdicts = [o for o in objects if "value" in o]
+        distinct = {json.dumps(o["value"], sort_keys=True, default=str) for o in verdicts}
+        if len(distinct) > 1:
+            raise ParseError("json", "the answer gives more than one verdict")
+        if verdicts:
+            return verdicts[-1]
+        if objects:
+            return objects[0]
     raise ParseError("json", "no JSON object with a verdict in the answer")
 
 

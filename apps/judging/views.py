@@ -64,9 +64,13 @@ def run_start(request: HttpRequest, slug: str) -> HttpResponse:
         version, dataset = _chosen(access, form)
         try:
             if "_estimate" in request.POST:
+                run_settings = form.to_run_settings()
                 ids = planning.select_items(dataset, version, form.to_subset())
                 estimate = planning.estimate(version=version, dataset=dataset, item_ids=ids,
-                                             run_settings=form.to_run_settings())
+                                             run_settings=run_settings)
+                # Say now what starting would refuse (a missing key above all), not later.
+                for field, error in planning.settings_errors(run_settings).items():
+                    form.add_error(field if field in form.fields else None, error)
             else:
                 run = planning.judge_run_start(
                     project=access.project, version=version, dataset=dataset,
@@ -82,11 +86,15 @@ def run_start(request: HttpRequest, slug: str) -> HttpResponse:
                 form.add_error(target if target in form.fields else None, errors)
     status = 422 if form.errors else 200
     template = "judging/run_start.html"
+    estimate_errors = []
     if request.htmx and "_estimate" in request.POST:
+        # The partial replaces only the estimate box: the form's errors must show up in it,
+        # or the button would seem to do nothing.
         template += "#estimate"
+        estimate_errors = [error for errors in form.errors.values() for error in errors]
     return render(request, template, {
         "access": access, "project": access.project, "form": form, "estimate": estimate,
-        "nav": "runs",
+        "estimate_errors": estimate_errors, "nav": "runs",
     }, status=status)
 
 

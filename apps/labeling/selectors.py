@@ -1,12 +1,25 @@
-"""Reads for human labels."""
+"""Reads for human labels and labelling sessions, and the one loader every session view uses
+(STYLE.md 2)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
-from django.db.models import Count
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Exists, OuterRef
+from django.http import Http404
 
-from apps.labeling.models import HumanLabel
+from apps.labeling.models import (
+    Assignment,
+    AssignmentStatus,
+    HumanLabel,
+    LabelingSession,
+    SessionAssignee,
+)
+from apps.projects.access import Need, ProjectAccess, get_project_for_user
+from apps.rubrics import scales
+from apps.rubrics.selectors import version_content
 
 
 def label_counts(item_ids: Iterable[int]) -> dict[int, int]:
@@ -17,3 +30,149 @@ def label_counts(item_ids: Iterable[int]) -> dict[int, int]:
         .values_list("item_id", "n")
     )
     return dict(rows)
+
+
+# -- the loader ------------------------------------------------------------------------------
+
+def get_session_for_user(
+    user, project_slug: str, session_id: int, *, need: Need = Need.READ,
+    annotator: bool = False,
+) -> tuple[LabelingSession, ProjectAccess]:
+    """The one loader for a labelling session.
+
+    Membership first (outsiders: 404), then the role `need` (403, as everywhere). A session
+    exists only for the project's owners and editors and for its assignees: any other member
+    gets 404. `annotator=True` pages (the labelling screen, one's history, one's export) need
+    the user to be assigned: an owner or editor who is not gets 403.
+    """
+    access = get_project_for_user(user, project_slug, need=need)
+    session = (
+        LabelingSession.objects.select_related("rubric_version__rubric", "dataset")
+        .filter(project=access.project, pk=session_id)
+        .annotate(assigned=Exists(SessionAssignee.objects.filter(session=OuterRef("pk"),
+                                                                 user=user)))
+        .first()
+    )
+    if session is None or not (session.assigned or access.can_read):
+        raise Http404("No such labelling session")
+    if annotator and not session.assigned:
+        raise PermissionDenied("You are not an annotator of this session.")
+    return session, access
+
+
+def sessions_for_member(access: ProjectAccess, user, *, open_only: bool = False):
+    """Sessions this member may see: all for owners and editors, assigned ones otherwise."""
+    sessions = LabelingSession.objects.filter(project=access.project).select_related(
+        "rubric_version__rubric", "dataset")
+    if not access.can_read:
+        sessions = sessions.filter(assignees__user=user)
+    if open_only:
+        sessions = sessions.filter(status="open")
+    return sessions
+
+
+# -- criteria ---------------------------------------------------------------------------------
+
+def session_criteria(session: LabelingSession) -> list[dict]:
+    """The version's criteria as content, each with its scale signature; cached on the object
+    so one request reads them once."""
+    cached = getattr(session, "_criteria", None)
+    if cached is None:
+        cached = version_content(session.rubric_version)["criteria"]
+        for criterion in cached:
+            criterion["signature"] = scales.scale_signature(criterion["scale"])
+        session._criteria = cached
+    return cached
+
+
+# -- progress -------------------------------------------------------------------------------
+
+@dataclass
+class AnnotatorProgress:
+    username: str
+    user_id: int
+    done: int = 0
+    skipped: int = 0
+    claimed: int = 0
+    expired: int = 0
+
+
+@dataclass
+class SessionProgress:
+    session: LabelingSession
+    annotators: list[AnnotatorProgress] = field(default_factory=list)
+
+    @property
+    def labels_needed(self) -> int:
+        return self.session.item_count * self.session.overlap
+
+    @property
+    def done(self) -> int:
+        return sum(a.done for a in self.annotators)
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.done / self.labels_needed if self.labels_needed else 0.0
+
+
+def sessions_progress(sessions: list[LabelingSession], *, only_user=None) -> list[SessionProgress]:
+    """Progress per annotator for a list of sessions in two queries, whatever their number."""
+    ids = [s.pk for s in sessions]
+    assignees = SessionAssignee.objects.filter(session_id__in=ids).select_related("user")
+    if only_user is not None:
+        assignees = assignees.filter(user=only_user)
+    by_session: dict[int, dict[int, AnnotatorProgress]] = {pk: {} for pk in ids}
+    for a in assignees.order_by("user__username"):
+        by_session[a.session_id][a.user_id] = AnnotatorProgress(a.user.username, a.user_id)
+    counts = Assignment.objects.filter(session_id__in=ids)
+    if only_user is not None:
+        counts = counts.filter(user=only_user)
+    rows = counts.values_list("session_id", "user_id", "status").annotate(n=Count("id"))
+    for session_id, user_id, status, n in rows.order_by():
+        progress = by_session[session_id].get(user_id)
+        if progress is not None:  # an annotator removed from the session keeps their labels
+            setattr(progress, status, n)
+    return [SessionProgress(s, list(by_session[s.pk].values())) for s in sessions]
+
+
+def own_progress(session: LabelingSession, user) -> dict:
+    """The annotator's own counts, for the labelling screen (never anyone else's)."""
+    rows = dict(
+        Assignment.objects.filter(session=session, user=user)
+        .values_list("status").annotate(n=Count("id")).order_by()
+    )
+    return {"done": rows.get(AssignmentStatus.DONE, 0),
+            "skipped": rows.get(AssignmentStatus.SKIPPED, 0)}
+
+
+# -- one's own labels -----------------------------------------------------------------------
+
+def own_labels(session: LabelingSession, user, item_ids: Iterable[int]) -> dict[int, dict]:
+    """{item id: {criterion key: value text}} of this user's labels in this session."""
+    out: dict[int, dict] = {}
+    rows = HumanLabel.objects.filter(session=session, user=user, item_id__in=list(item_ids))
+    for item_id, key, value in rows.values_list("item_id", "criterion_key", "value"):
+        out.setdefault(item_id, {})[key] = value
+    return out
+
+
+HISTORY_PAGE = 50
+
+
+def own_history(session: LabelingSession, user, *, page: int) -> dict:
+    """One page of the user's submitted items in this session, newest first, with their values.
+
+    Only the user's own assignments and labels are read: the history is blind like the screen.
+    """
+    done = (
+        Assignment.objects.filter(session=session, user=user, status=AssignmentStatus.DONE)
+        .select_related("session_item__item")
+        .order_by("-submitted_at", "-id")
+    )
+    window = list(done[(page - 1) * HISTORY_PAGE: page * HISTORY_PAGE + 1])
+    rows = window[:HISTORY_PAGE]
+    values = own_labels(session, user, [a.session_item.item_id for a in rows])
+    return {
+        "rows": [(a, values.get(a.session_item.item_id, {})) for a in rows],
+        "page": page, "has_next": len(window) > HISTORY_PAGE, "has_previous": page > 1,
+    }

@@ -20,19 +20,20 @@ class ProjectSettingsForm(forms.ModelForm):
         model = Project
         fields = [
             "name", "description", "gate_min_n", "gate_min_kappa_lower", "gate_min_kappa",
-            "max_queued_calls",
+            "gate_min_human_alpha", "max_queued_calls",
         ]
         labels = {
             "gate_min_n": "Gate: minimum n per criterion",
             "gate_min_kappa_lower": "Gate: minimum lower bound of kappa's 95% interval",
             "gate_min_kappa": "Gate: minimum kappa",
+            "gate_min_human_alpha": "Gate: minimum agreement among the humans (alpha)",
             "max_queued_calls": "Most model calls one judge run may queue",
         }
         widgets = {"description": forms.Textarea(attrs={"rows": 3})}
 
     def clean(self):
         data = super().clean()
-        for field in ("gate_min_kappa_lower", "gate_min_kappa"):
+        for field in ("gate_min_kappa_lower", "gate_min_kappa", "gate_min_human_alpha"):
             value = data.get(field)
             if value is not None and not -1 <= value <= 1:
                 self.add_error(field, "Kappa lies between -1 and 1.")

@@ -19,6 +19,10 @@ def _gate_min_kappa() -> float:
     return settings.GATE_MIN_KAPPA
 
 
+def _gate_min_human_alpha() -> float:
+    return settings.GATE_MIN_HUMAN_ALPHA
+
+
 def _max_queued_calls() -> int:
     return settings.MAX_QUEUED_CALLS_DEFAULT
 
@@ -36,6 +40,8 @@ class Project(models.Model):
     gate_min_n = models.PositiveIntegerField(default=_gate_min_n)
     gate_min_kappa_lower = models.FloatField(default=_gate_min_kappa_lower)
     gate_min_kappa = models.FloatField(default=_gate_min_kappa)
+    # Below this, humans disagree too much among themselves to calibrate a judge against them.
+    gate_min_human_alpha = models.FloatField(default=_gate_min_human_alpha)
     max_queued_calls = models.PositiveIntegerField(default=_max_queued_calls)
 
     class Meta:

@@ -35,12 +35,15 @@ def project_update_settings(
     gate_min_kappa_lower: float,
     gate_min_kappa: float,
     max_queued_calls: int,
+    gate_min_human_alpha: float | None = None,
 ) -> Project:
     project.name = name
     project.description = description
     project.gate_min_n = gate_min_n
     project.gate_min_kappa_lower = gate_min_kappa_lower
     project.gate_min_kappa = gate_min_kappa
+    if gate_min_human_alpha is not None:
+        project.gate_min_human_alpha = gate_min_human_alpha
     project.max_queued_calls = max_queued_calls
     project.full_clean()
     project.save()

@@ -128,3 +128,26 @@ class Criterion(models.Model):
             "weight": self.weight,
             "scale": {"type": self.scale_type, "levels": levels},
         }
+
+
+class RubricNote(models.Model):
+    """A note for the next revision, e.g. from a disagreement found during calibration.
+
+    Open notes are listed on the rubric's draft, where the next version is written.
+    """
+
+    rubric = models.ForeignKey(Rubric, on_delete=models.CASCADE, related_name="notes")
+    criterion_key = models.CharField(max_length=60, blank=True)
+    text = models.TextField()
+    source = models.CharField(max_length=300, blank=True, help_text="Where the note came from.")
+    resolved = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["resolved", "-created_at"]
+
+    def __str__(self) -> str:
+        return self.text[:60]

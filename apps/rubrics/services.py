@@ -311,3 +311,22 @@ def rubric_import(
         draft = rubric_publish(rubric=rubric, user=user, note=note or "Imported from YAML")
         changed = True
     return rubric, draft, changed
+
+
+def rubric_note_add(*, rubric: Rubric, text: str, criterion_key: str = "", source: str = "",
+                    user=None):
+    """Collect a note for the next revision of the rubric (shown on its draft)."""
+    from apps.rubrics.models import RubricNote
+
+    text = text.strip()
+    if not text:
+        raise ValidationError({"text": "Write the note."})
+    return RubricNote.objects.create(rubric=rubric, text=text[:4000],
+                                     criterion_key=criterion_key[:60], source=source[:300],
+                                     created_by=user)
+
+
+def rubric_note_resolve(*, rubric: Rubric, note_id: int) -> None:
+    from apps.rubrics.models import RubricNote
+
+    RubricNote.objects.filter(rubric=rubric, pk=note_id).update(resolved=True)

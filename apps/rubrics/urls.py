@@ -20,6 +20,8 @@ urlpatterns = [
     path(R + "criteria/<int:criterion_id>/delete/", views.criterion_delete,
          name="criterion_delete"),
     path(R + "criteria/<int:criterion_id>/move/", views.criterion_move, name="criterion_move"),
+    path(R + "notes/<int:note_id>/resolve/", views.rubric_note_resolve,
+         name="rubric_note_resolve"),
     path(R + "versions/", views_versions.version_list, name="version_list"),
     path(R + "versions/compare/", views_versions.version_compare, name="version_compare"),
     path(R + "versions/<int:number>/", views_versions.version_detail, name="version_detail"),

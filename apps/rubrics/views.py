@@ -175,10 +175,20 @@ def _editor_context(request, rubric, access, **extra) -> dict:
         "prompt_problems": services.prompt_problems(shown) if shown else [],
         "publish_form": PublishForm(),
         "variables": prompting.VARIABLES,
+        "notes": list(rubric.notes.filter(resolved=False)[:50]),
         "nav": "rubrics",
     }
     context.update(extra)
     return context
+
+
+@login_required
+@require_POST
+def rubric_note_resolve(request: HttpRequest, slug: str, rubric_slug: str, note_id: int):
+    rubric, access = get_rubric_for_user(request.user, slug, rubric_slug, need=Need.WRITE)
+    services.rubric_note_resolve(rubric=rubric, note_id=note_id)
+    messages.success(request, "Note marked as done.")
+    return redirect(_detail_url(slug, rubric))
 
 
 @login_required

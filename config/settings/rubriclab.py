@@ -8,6 +8,7 @@ from config.env import env_bool, env_float, env_int
 GATE_MIN_N = env_int("GATE_MIN_N", 50, minimum=1)
 GATE_MIN_KAPPA_LOWER = env_float("GATE_MIN_KAPPA_LOWER", 0.4)
 GATE_MIN_KAPPA = env_float("GATE_MIN_KAPPA", 0.6)
+GATE_MIN_HUMAN_ALPHA = env_float("GATE_MIN_HUMAN_ALPHA", 0.4)
 
 # Denial-of-wallet guard: a run that would queue more model calls than this is refused.
 MAX_QUEUED_CALLS_DEFAULT = env_int("MAX_QUEUED_CALLS_DEFAULT", 200_000, minimum=1)
@@ -18,8 +19,9 @@ ALLOW_SIGNUP = env_bool("ALLOW_SIGNUP", True)
 
 # Judge runs (see docs/decisions/0002-judge-runs.md).
 # A batch holds about concurrency x JUDGE_BATCH_WAVES calls: big enough that the pipeline of
-# in-flight calls rarely drains, small enough to finish well inside the task's soft time limit.
-JUDGE_BATCH_WAVES = env_int("JUDGE_BATCH_WAVES", 5, minimum=1)
+# in-flight calls rarely drains (each batch ends with one drain), small enough to finish well
+# inside the task's soft time limit (20 waves of a 30 s provider: 600 s < 900 s).
+JUDGE_BATCH_WAVES = env_int("JUDGE_BATCH_WAVES", 20, minimum=1)
 JUDGE_BATCH_MIN_CALLS = env_int("JUDGE_BATCH_MIN_CALLS", 50, minimum=1)
 # Batches of one run on the broker at once; finished batches pull the next ones.
 JUDGE_DISPATCH_WINDOW = env_int("JUDGE_DISPATCH_WINDOW", 8, minimum=1)

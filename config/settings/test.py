@@ -20,12 +20,13 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     _TEST_BROKER = os.environ.get("CELERY_FILESYSTEM_BROKER_DIR") or str(
         VAR_DIR / f"test-broker-{os.getpid()}"
     )
-    for _sub in ("out", "processed"):
+    for _sub in ("out", "processed", "control"):
         os.makedirs(os.path.join(_TEST_BROKER, _sub), exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": os.path.join(_TEST_BROKER, "out"),
         "data_folder_out": os.path.join(_TEST_BROKER, "out"),
         "processed_folder": os.path.join(_TEST_BROKER, "processed"),
+        "control_folder": os.path.join(_TEST_BROKER, "control"),
         "store_processed": False,
         "polling_interval": 0.05,
     }

@@ -392,6 +392,27 @@ def test_invalid_json_is_reported_with_its_line_and_column(project):
     assert stored() == dict.fromkeys(stored(), 0)
 
 
+def test_nan_and_infinity_are_not_json(project):
+    data = jsonl('{"id": "q1", "prompt": "p", "response": "r", "metadata": {"x": NaN}}',
+                 '{"id": "q2", "prompt": "p", "response": "r", "score": -Infinity}')
+
+    result = run_import(project, data)
+
+    assert problem_texts(result) == [
+        "line 1: invalid JSON: NaN is not a JSON value",
+        "line 2: invalid JSON: -Infinity is not a JSON value",
+    ]
+
+
+def test_json_nested_too_deeply_is_a_problem_not_a_crash(project):
+    deep = "[" * 100_000 + "]" * 100_000
+    data = jsonl(f'{{"id": "q1", "prompt": "p", "response": "r", "metadata": {{"x": {deep}}}}}')
+
+    result = run_import(project, data)
+
+    assert problem_texts(result) == ["line 1: invalid JSON: nested too deeply"]
+
+
 def test_missing_field_is_reported_with_line_and_field(project):
     data = jsonl(item(1), {"id": "q2", "prompt": "p"}, {"prompt": "p", "response": "r"},
                  {"id": "q4", "response": "r"})
@@ -656,6 +677,42 @@ def test_the_file_is_read_as_a_stream(project, monkeypatch):
     assert len(seen_at_first_insert) == 3
     # The first batch went in when a third of the file had been read, not all of it.
     assert seen_at_first_insert[0] < len(data) / 2
+
+
+@override_settings(DEBUG=True)
+def test_debug_mode_does_not_keep_the_sql_of_every_batch(project):
+    from django.db import connection
+
+    data = jsonl(*[item(i, response="r" * 200) for i in range(2 * BATCH + 1)])
+
+    result = run_import(project, data)
+
+    assert result.ok
+    logged = sum(len(q["sql"]) for q in connection.queries_log)
+    assert logged < len(data) / 10
+
+
+def test_a_dataset_created_by_a_concurrent_import_is_reported_not_raised(project, monkeypatch):
+    run_import(project, jsonl(item(1)))
+
+    class MissesTheRow:
+        """The look-up runs before the other import commits; the insert runs after."""
+
+        def select_for_update(self):
+            return Dataset.objects.none()
+
+        def __getattr__(self, name):
+            return getattr(Dataset.objects, name)
+
+    monkeypatch.setattr(intake, "Dataset", type("Dataset", (), {"objects": MissesTheRow()}))
+
+    result = run_import(project, jsonl(item(2)))
+
+    assert problem_texts(result) == [
+        "file, dataset: another import created or changed 'data' at the same time; nothing "
+        "was stored, try again"
+    ]
+    assert Item.objects.count() == 1
 
 
 # -- appending --------------------------------------------------------------------------------

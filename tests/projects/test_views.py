@@ -152,18 +152,20 @@ def test_labeller_sees_the_project_home_but_not_rubrics_or_datasets(personas):
 def test_only_owners_change_project_settings(personas):
     url = reverse("project_settings", args=["acme"])
     data = {"name": "Acme Labs", "description": "", "gate_min_n": 60,
-            "gate_min_kappa_lower": 0.5, "gate_min_kappa": 0.7, "max_queued_calls": 1000}
+            "gate_min_kappa_lower": 0.5, "gate_min_kappa": 0.7, "gate_min_human_alpha": 0.3,
+            "max_queued_calls": 1000}
     assert personas.client("editor").get(url).status_code == 200  # read-only view
     assert personas.client("editor").post(url, data).status_code == 403
     assert personas.client("owner").post(url, data).status_code == 302
     personas.project.refresh_from_db()
     assert (personas.project.name, personas.project.gate_min_n) == ("Acme Labs", 60)
+    assert personas.project.gate_min_human_alpha == 0.3
 
 
 def test_settings_refuse_a_kappa_outside_minus_one_to_one(personas):
     url = reverse("project_settings", args=["acme"])
     data = {"name": "Acme", "gate_min_n": 50, "gate_min_kappa_lower": 0.4,
-            "gate_min_kappa": 1.5, "max_queued_calls": 10}
+            "gate_min_kappa": 1.5, "gate_min_human_alpha": 0.4, "max_queued_calls": 10}
     response = personas.client("owner").post(url, data)
     assert response.status_code == 422
     assert "Kappa lies between -1 and 1" in response.content.decode()

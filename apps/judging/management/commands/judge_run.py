@@ -45,6 +45,8 @@ class Command(BaseCommand):
         parser.add_argument("--poll", type=float, default=0.5, help="seconds between checks")
 
     def handle(self, *args, **opts):
+        if not 0 < opts["poll"] <= 60:  # checked before the run starts, not at the first sleep
+            raise CommandError(f"--poll {opts['poll']}: give seconds, more than 0 and up to 60")
         project = project_or_error(opts["project"])
         rubric = Rubric.objects.filter(project=project, slug=opts["rubric"]).first()
         if rubric is None:
@@ -72,7 +74,7 @@ class Command(BaseCommand):
                                   run_settings=settings, subset=subset, name=opts["name"])
         except ValidationError as exc:
             reasons = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
-            raise CommandError(reasons) from None
+            raise CommandError(_one_line(reasons)) from None
         if not opts["wait"]:
             self.stdout.write(json.dumps({"run": run.pk, "status": run.status,
                                           "planned_calls": run.planned_calls}))
@@ -88,8 +90,14 @@ class Command(BaseCommand):
         run.refresh_from_db()
         self.stdout.write(json.dumps(run_summary(run)))
         if run.status != RunStatus.COMPLETED:
-            raise CommandError(f"run {run.pk} ended {run.status}"
-                               + (f": {run.error_message}" if run.error_message else ""))
+            raise CommandError(_one_line(f"run {run.pk} ended {run.status}"
+                                         + (f": {run.error_message}" if run.error_message
+                                            else "")))
+
+
+def _one_line(text: str) -> str:
+    # A provider's message can span lines; the reason a script reads is one line.
+    return " ".join(text.split())
 
 
 def _subset(text: str) -> Subset:

@@ -1,0 +1,142 @@
+"""API for judge runs and calibration reports: the same services as the pages and commands."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.shortcuts import get_object_or_404
+from ninja import Router, Schema, Status
+
+from apps.api.auth import project_access
+from apps.calibration.report import Thresholds, calibration_report
+from apps.calibration.selectors import NotFound, resolve_judge, resolve_version
+from apps.datasets.models import Dataset
+from apps.judging import planning
+from apps.judging.models import JudgeRun
+from apps.judging.progress import run_summary
+from apps.projects.access import Need
+from apps.rubrics.models import Rubric
+
+router = Router()
+
+
+class Error(Schema):
+    detail: str
+
+
+class RunIn(Schema):
+    rubric: str
+    dataset: str
+    model: str
+    version: int | None = None
+    name: str = ""
+    api_base: str = ""
+    temperature: float = 0.0
+    max_tokens: int = 400
+    samples: int = 1
+    concurrency: int = 16
+    timeout_s: float = 60.0
+    use_cache: bool = True
+    subset: str = "all"
+    sample_size: int | None = None
+    seed: int = 0
+
+
+class RunOut(Schema):
+    run: int
+    status: str
+    done: int
+    failed: int
+    calls: int
+    cached: int
+    cost_usd: float | None
+    elapsed_s: float
+    error: str | None
+    planned_calls: int
+
+
+class Problems(Schema):
+    detail: str
+    errors: dict[str, list[str]]
+
+
+def _run_out(run: JudgeRun) -> dict:
+    return {**run_summary(run), "planned_calls": run.planned_calls}
+
+
+@router.post("projects/{slug}/runs", response={201: RunOut, 403: Error, 404: Error,
+                                               422: Problems},
+             summary="Start a judge run")
+def start_run(request, slug: str, payload: RunIn):
+    access = project_access(request, slug, need=Need.WRITE)
+    rubric = get_object_or_404(Rubric, project=access.project, slug=payload.rubric)
+    dataset = get_object_or_404(Dataset, project=access.project, name=payload.dataset)
+    try:
+        version = resolve_version(rubric, payload.version)
+    except NotFound as exc:
+        return Status(422, Problems(detail=str(exc), errors={"version": [str(exc)]}))
+    if payload.subset not in ("all", "labelled", "sample"):
+        return Status(422, Problems(detail="subset: all, labelled or sample",
+                                    errors={"subset": ["all, labelled or sample"]}))
+    try:
+        run = planning.judge_run_start(
+            project=access.project, version=version, dataset=dataset,
+            run_settings=planning.RunSettings(
+                model=payload.model, api_base=payload.api_base,
+                temperature=payload.temperature, max_tokens=payload.max_tokens,
+                samples=payload.samples, concurrency=payload.concurrency,
+                timeout_s=payload.timeout_s, use_cache=payload.use_cache),
+            subset=planning.Subset(kind=payload.subset, size=payload.sample_size,
+                                   seed=payload.seed),
+            name=payload.name, user=request.user,
+        )
+    except ValidationError as exc:
+        errors = exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
+        return Status(422, Problems(detail="; ".join(f"{k}: {' '.join(v)}"
+                                                     for k, v in errors.items()),
+                                    errors=errors))
+    return Status(201, _run_out(run))
+
+
+def _run(request, slug: str, run_id: int, need: Need) -> JudgeRun:
+    access = project_access(request, slug, need=need)
+    return get_object_or_404(JudgeRun, project=access.project, pk=run_id)
+
+
+@router.get("projects/{slug}/runs/{run_id}", response={200: RunOut, 403: Error, 404: Error},
+            summary="A judge run's progress")
+def get_run(request, slug: str, run_id: int):
+    return _run_out(_run(request, slug, run_id, Need.READ))
+
+
+@router.post("projects/{slug}/runs/{run_id}/{action}",
+             response={200: RunOut, 403: Error, 404: Error, 422: Error},
+             summary="Cancel, resume or retry the failed calls of a run")
+def run_action(request, slug: str, run_id: int, action: str):
+    run = _run(request, slug, run_id, Need.WRITE)
+    actions = {"cancel": planning.judge_run_cancel, "resume": planning.judge_run_resume,
+               "retry": planning.judge_run_retry_failed}
+    if action not in actions:
+        return Status(404, Error(detail="action: cancel, resume or retry"))
+    try:
+        actions[action](run=run)
+    except ValidationError as exc:
+        return Status(422, Error(detail=" ".join(exc.messages)))
+    run.refresh_from_db()
+    return _run_out(run)
+
+
+@router.get("projects/{slug}/rubrics/{rubric_slug}/calibration",
+            response={200: dict, 403: Error, 404: Error},
+            summary="Calibration report (as calibration_report --format json)")
+def calibration(request, slug: str, rubric_slug: str, dataset: str, judge: str | None = None,
+                version: int | None = None):
+    access = project_access(request, slug, need=Need.READ)
+    rubric = get_object_or_404(Rubric, project=access.project, slug=rubric_slug)
+    chosen = get_object_or_404(Dataset, project=access.project, name=dataset)
+    try:
+        v = resolve_version(rubric, version)
+        run = resolve_judge(v, chosen, judge)
+    except NotFound as exc:
+        return Status(404, Error(detail=str(exc)))
+    return calibration_report(version=v, dataset=chosen, run=run,
+                              thresholds=Thresholds.for_project(access.project))

@@ -1,0 +1,131 @@
+"""Loading what a calibration report compares: human labels, gold labels and one judge's
+verdicts for one rubric version and one dataset, criterion by criterion.
+
+Labels belong to (item, criterion key, scale signature), so a version reads exactly the labels
+made on the scale it uses (DESIGN.md invariants).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from apps.calibration.stats import majority
+from apps.datasets.models import Dataset
+from apps.judging.models import JudgeRun, Judgment, JudgmentStatus, Verdict
+from apps.labeling.models import GoldLabel, HumanLabel
+from apps.rubrics import scales
+from apps.rubrics.models import RubricVersion
+from apps.rubrics.selectors import version_content
+
+
+@dataclass
+class CriterionData:
+    criterion: dict
+    annotators: list[str]
+    # item id -> {annotator: value}; values already read on the scale (ints for levels)
+    human: dict[int, dict[str, object]]
+    gold: dict[int, object]
+    judge: dict[int, object] = field(default_factory=dict)
+    judge_mean: dict[int, float] = field(default_factory=dict)
+    judge_spread: dict[int, float] = field(default_factory=dict)
+    judge_flag: dict[int, str] = field(default_factory=dict)
+    judge_samples: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.criterion["key"]
+
+    @property
+    def scale(self) -> dict:
+        return self.criterion["scale"]
+
+    def reference(self) -> dict[int, object]:
+        """Gold where present, else the annotators' majority; items without either are left out
+        (a tie between annotators is no reference)."""
+        ref: dict[int, object] = {}
+        for item_id in set(self.human) | set(self.gold):
+            if item_id in self.gold:
+                ref[item_id] = self.gold[item_id]
+                continue
+            value = majority(list(self.human[item_id].values()))
+            if value is not None:
+                ref[item_id] = value
+        return ref
+
+    def ratings_matrix(self) -> tuple[list[int], list[list[object]]]:
+        """Items with any human label, as rows; one column per annotator (None = missing)."""
+        items = sorted(self.human)
+        return items, [[self.human[i].get(a) for a in self.annotators] for i in items]
+
+
+def _read(scale: dict, text: str):
+    try:
+        return scales.coerce_value(scale, text)
+    except ValueError:
+        return None  # stored under another scale's rules; cannot happen for matching signatures
+
+
+def load_criteria(version: RubricVersion, dataset: Dataset) -> list[CriterionData]:
+    """All criteria's labels in two queries (labels, gold), whatever the number of criteria."""
+    criteria = version_content(version)["criteria"]
+    by_key = {
+        c["key"]: CriterionData(criterion=c, annotators=[], human={}, gold={}) for c in criteria
+    }
+    signatures = {c["key"]: scales.scale_signature(c["scale"]) for c in criteria}
+    annotators: dict[str, set[str]] = {key: set() for key in by_key}
+    rows = HumanLabel.objects.filter(
+        item__dataset=dataset, criterion_key__in=list(by_key)
+    ).values_list("criterion_key", "scale_signature", "item_id", "annotator", "value")
+    for key, signature, item_id, annotator, text in rows.iterator(chunk_size=20000):
+        if signatures[key] != signature:
+            continue  # a label made on another scale of this key: not comparable
+        target = by_key[key]
+        value = _read(target.scale, text)
+        if value is not None:
+            target.human.setdefault(item_id, {})[annotator] = value
+            annotators[key].add(annotator)
+    gold = GoldLabel.objects.filter(
+        item__dataset=dataset, criterion_key__in=list(by_key)
+    ).values_list("criterion_key", "scale_signature", "item_id", "value")
+    for key, signature, item_id, text in gold:
+        if signatures[key] == signature and (value := _read(by_key[key].scale, text)) is not None:
+            by_key[key].gold[item_id] = value
+    for key, target in by_key.items():
+        target.annotators = sorted(annotators[key])
+    return list(by_key.values())
+
+
+def attach_judge(data: list[CriterionData], run: JudgeRun) -> None:
+    by_key = {d.key: d for d in data}
+    rows = Verdict.objects.filter(run=run).values_list(
+        "criterion_key", "item_id", "value", "mean", "spread", "flag", "n_samples")
+    for key, item_id, text, mean, spread, flag, n in rows.iterator(chunk_size=20000):
+        target = by_key.get(key)
+        if target is None:
+            continue
+        value = _read(target.scale, text)
+        if value is None:
+            continue
+        target.judge[item_id] = value
+        if mean is not None:
+            target.judge_mean[item_id] = mean
+        if spread is not None:
+            target.judge_spread[item_id] = spread
+        if flag:
+            target.judge_flag[item_id] = flag
+        target.judge_samples[item_id] = n
+
+
+def order_answers(run: JudgeRun) -> dict[str, list[tuple[int, int, str, str]]]:
+    """Pairwise live runs: per criterion, (item, sample, AB answer, BA answer), both in the
+    item's terms, for the position-bias audit."""
+    pairs: dict[tuple[str, int, int], dict[str, str]] = {}
+    rows = Judgment.objects.filter(run=run, status=JudgmentStatus.DONE).exclude(order="")
+    for key, item_id, sample, order, value in rows.values_list(
+            "criterion_key", "item_id", "sample", "order", "value").iterator(chunk_size=20000):
+        pairs.setdefault((key, item_id, sample), {})[order] = value
+    out: dict[str, list[tuple[int, int, str, str]]] = {}
+    for (key, item_id, sample), orders in pairs.items():
+        if "AB" in orders and "BA" in orders:
+            out.setdefault(key, []).append((item_id, sample, orders["AB"], orders["BA"]))
+    return out

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from apps.calibration.report import calibration_report
+from apps.calibration.selectors import NotFound, resolve_judge, resolve_version
+from apps.datasets.models import Dataset
+from apps.projects.cli import project_or_error
+from apps.rubrics.models import Rubric
+
+
+class Command(BaseCommand):
+    help = "Print the calibration report of a judge against the human labels, as JSON."
+
+    def add_base_argument(self, parser, *args, **kwargs):
+        if "--version" in args:  # --version N is the rubric version
+            return
+        super().add_base_argument(parser, *args, **kwargs)
+
+    def add_arguments(self, parser):
+        parser.add_argument("--project", required=True)
+        parser.add_argument("--rubric", required=True)
+        parser.add_argument("--dataset", required=True, help="dataset name")
+        parser.add_argument("--judge", help="run id or judge name (default: the latest run)")
+        parser.add_argument("--version", type=int, dest="number",
+                            help="rubric version (default: latest published)")
+        parser.add_argument("--format", choices=["json"], default="json")
+        parser.add_argument("--no-bias", action="store_true", help="leave out the bias audit")
+        parser.add_argument("--fail-on-gate", action="store_true",
+                            help="exit 1 when the judge does not pass the gate")
+
+    def handle(self, *args, **opts):
+        project = project_or_error(opts["project"])
+        rubric = Rubric.objects.filter(project=project, slug=opts["rubric"]).first()
+        if rubric is None:
+            raise CommandError(f"no rubric '{opts['rubric']}' in project '{project.slug}'")
+        dataset = Dataset.objects.filter(project=project, name=opts["dataset"]).first()
+        if dataset is None:
+            raise CommandError(f"no dataset '{opts['dataset']}' in project '{project.slug}'")
+        try:
+            version = resolve_version(rubric, opts["number"])
+            run = resolve_judge(version, dataset, opts["judge"])
+        except NotFound as exc:
+            raise CommandError(str(exc)) from None
+        report = calibration_report(version=version, dataset=dataset, run=run,
+                                    with_bias=not opts["no_bias"])
+        self.stdout.write(json.dumps(report, indent=2, ensure_ascii=False))
+        if opts["fail_on_gate"] and not report["gate"]["passed"]:
+            raise CommandError("the judge does not pass the gate: "
+                               + "; ".join(report["gate"]["reasons"]))

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from apps.calibration import views
+
+P = "p/<slug:slug>/calibration/"
+
+urlpatterns = [
+    path(P, views.calibration_index, name="calibration_index"),
+    path(P + "<slug:rubric_slug>/", views.calibration_dashboard, name="calibration_dashboard"),
+    path(P + "<slug:rubric_slug>/report.json", views.calibration_json, name="calibration_json"),
+    path(P + "<slug:rubric_slug>/notes/", views.calibration_note, name="calibration_note"),
+]

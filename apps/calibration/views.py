@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from apps.calibration.charts import heat_rows, kappa_bar
+from apps.calibration.disagreements import disagreements
+from apps.calibration.report import Thresholds, calibration_report, judges_for, load_inputs
+from apps.calibration.selectors import get_calibration_for_user
+from apps.calibration.trend import kappa_trend
+from apps.datasets.models import Dataset
+from apps.judging.models import JudgeRun
+from apps.projects.access import Need, get_project_for_user
+from apps.rubrics.models import Rubric
+from apps.rubrics.services import rubric_note_add
+
+
+@login_required
+@require_GET
+def calibration_index(request: HttpRequest, slug: str) -> HttpResponse:
+    access = get_project_for_user(request.user, slug, need=Need.READ)
+    rubrics = Rubric.objects.filter(project=access.project).order_by("name")
+    runs = (JudgeRun.objects.filter(project=access.project, status="completed")
+            .select_related("rubric_version__rubric", "dataset").order_by("-created_at")[:100])
+    return render(request, "calibration/index.html", {
+        "access": access, "project": access.project, "rubrics": rubrics, "runs": runs,
+        "nav": "calibration",
+    })
+
+
+def _int(request, name: str) -> int | None:
+    value = request.GET.get(name, "")
+    return int(value) if value.isdigit() and len(value) < 12 else None
+
+
+def _choose(request, rubric: Rubric, project):
+    versions = list(rubric.versions.filter(published_at__isnull=False).order_by("-number"))
+    if not versions:
+        versions = list(rubric.versions.order_by("-number"))
+    if not versions:
+        raise Http404("This rubric has no version")
+    number = _int(request, "version")
+    version = next((v for v in versions if v.number == number), versions[0])
+    datasets = list(Dataset.objects.filter(project=project, kind=rubric.mode).order_by("name"))
+    dataset_id = _int(request, "dataset")
+    runs_everywhere = JudgeRun.objects.filter(rubric_version=version)
+    dataset = next((d for d in datasets if d.pk == dataset_id), None)
+    if dataset is None:
+        # Default to the dataset this version was judged on most recently.
+        latest = runs_everywhere.order_by("-created_at").values_list("dataset_id", flat=True)
+        first = latest.first()
+        dataset = next((d for d in datasets if d.pk == first), datasets[0] if datasets else None)
+    judges = list(judges_for(version, dataset)) if dataset else []
+    run_id = _int(request, "judge")
+    run = next((r for r in judges if r.pk == run_id), None)
+    if run is None and judges:
+        finished = [r for r in judges if r.status == "completed"]
+        run = finished[0] if finished else judges[0]
+    compare_id = _int(request, "compare")
+    compare = next((r for r in judges if r.pk == compare_id and r != run), None)
+    return versions, version, datasets, dataset, judges, run, compare
+
+
+@login_required
+@require_GET
+def calibration_dashboard(request: HttpRequest, slug: str, rubric_slug: str) -> HttpResponse:
+    rubric, access = get_calibration_for_user(request.user, slug, rubric_slug)
+    versions, version, datasets, dataset, judges, run, compare = _choose(
+        request, rubric, access.project)
+    context = {"access": access, "project": access.project, "rubric": rubric,
+               "versions": versions, "version": version, "datasets": datasets,
+               "dataset": dataset, "judges": judges, "run": run, "compare": compare,
+               "nav": "calibration"}
+    if dataset is not None and run is not None:
+        thresholds = Thresholds.for_project(access.project)
+        inputs = load_inputs(version, dataset, run)
+        report = calibration_report(version=version, dataset=dataset, run=run,
+                                    thresholds=thresholds, inputs=inputs)
+        cards = []
+        other = None
+        if compare is not None:
+            other = calibration_report(
+                version=version, dataset=dataset, run=compare, thresholds=thresholds,
+                with_bias=False, inputs=_with_other_judge(inputs[0], compare))
+        for key, c in report["criteria"].items():
+            cards.append({
+                "key": key, "c": c,
+                "bar": kappa_bar(c["kappa"], c["kappa_ci95"], c["human_alpha"],
+                                 thresholds.min_kappa, thresholds.min_kappa_lower),
+                "heat": heat_rows(c["confusion_matrix"]),
+                "bias": (report.get("bias") or {}).get(key, {}),
+                "other": other["criteria"][key] if other else None,
+                "annotators": sorted(c["kappa_vs_annotators"].items()),
+            })
+        page_arg = request.GET.get("page", "1")
+        page = int(page_arg) if page_arg.isdigit() and 0 < int(page_arg) < 10**5 else 1
+        context.update({
+            "report": report, "cards": cards, "other": other, "thresholds": thresholds,
+            "trend": kappa_trend(rubric=rubric, dataset=dataset, judge_name=run.name,
+                                 current=(run, inputs[0])),
+            "disagreements": disagreements(data=inputs[0], run=run,
+                                           criterion=request.GET.get("criterion") or None,
+                                           page=page),
+        })
+    template = "calibration/dashboard.html"
+    if request.htmx and request.htmx.target == "disagreements":
+        template += "#disagreements"
+    return render(request, template, context)
+
+
+def _with_other_judge(data, run):
+    """The same labels with another judge's verdicts: one query instead of three."""
+    import copy
+
+    from apps.calibration.data import attach_judge
+
+    other = []
+    for d in data:
+        clone = copy.copy(d)
+        clone.judge, clone.judge_mean, clone.judge_spread = {}, {}, {}
+        clone.judge_flag, clone.judge_samples = {}, {}
+        other.append(clone)
+    attach_judge(other, run)
+    return other, {}
+
+
+@login_required
+@require_GET
+def calibration_json(request: HttpRequest, slug: str, rubric_slug: str) -> HttpResponse:
+    rubric, access = get_calibration_for_user(request.user, slug, rubric_slug)
+    _, version, _, dataset, _, run, _ = _choose(request, rubric, access.project)
+    if dataset is None or run is None:
+        raise Http404("No judge to report on")
+    report = calibration_report(version=version, dataset=dataset, run=run,
+                                thresholds=Thresholds.for_project(access.project))
+    return JsonResponse(report, json_dumps_params={"indent": 2})
+
+
+@login_required
+@require_POST
+def calibration_note(request: HttpRequest, slug: str, rubric_slug: str) -> HttpResponse:
+    """Note a disagreement for the next revision of the rubric (collected on its draft)."""
+    rubric, access = get_calibration_for_user(request.user, slug, rubric_slug, need=Need.WRITE)
+    try:
+        rubric_note_add(rubric=rubric, text=request.POST.get("text", ""),
+                        criterion_key=request.POST.get("criterion", ""),
+                        source=request.POST.get("source", ""), user=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "Noted for the next revision (shown on the rubric's draft).")
+    back = request.POST.get("back", "")
+    prefix = reverse("calibration_dashboard", args=[slug, rubric.slug])
+    return redirect(back if back.startswith(prefix) else prefix)

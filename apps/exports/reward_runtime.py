@@ -1,0 +1,453 @@
+# ruff: noqa
+# This file is the runtime half of a generated reward.py (see apps/exports/bundle.py). It is not
+# imported by the app: the bundle builder copies it below the embedded judge modules. It must
+# stay standard library + litellm only.
+
+BUNDLE_DIR = os.path.dirname(os.path.abspath(__file__))
+JUDGE_JSON = os.environ.get("RUBRICLAB_JUDGE_JSON") or os.path.join(BUNDLE_DIR, "judge.json")
+_TRANSIENT = ("RateLimitError", "Timeout", "APIConnectionError", "InternalServerError",
+              "ServiceUnavailableError", "BadGatewayError", "APIError")
+_PERMANENT = ("AuthenticationError", "PermissionDeniedError", "NotFoundError",
+              "BadRequestError", "ContextWindowExceededError")
+
+
+class BundleError(RuntimeError):
+    """The bundle cannot be used as it is: a missing or altered file."""
+
+
+class JudgeFailure(RuntimeError):
+    """The judge could not give a verdict (after retries), or gave one that does not parse."""
+
+
+def load_spec(path=JUDGE_JSON):
+    """judge.json, refused unless it is exactly the file this module was built with."""
+    if not os.path.exists(path):
+        raise BundleError(f"RubricLab bundle: {path} is missing; keep judge.json next to "
+                          "reward.py (or set RUBRICLAB_JUDGE_JSON to its path).")
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != JUDGE_SHA256:
+        raise BundleError(f"RubricLab bundle: {path} does not match this reward.py (sha256 "
+                          f"{digest[:12]}… instead of {JUDGE_SHA256[:12]}…): the judge was "
+                          "edited or files of two bundles were mixed. Export the bundle again.")
+    return json.loads(raw.decode("utf-8"))
+
+
+def _classify(exc):
+    """(kind, transient, retry_after) for an exception raised by litellm."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    retry_after = None
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or getattr(exc, "headers", None) or {}
+    try:
+        value = headers.get("retry-after") or headers.get("Retry-After")
+        retry_after = float(value) if value is not None else None
+    except (AttributeError, TypeError, ValueError):
+        retry_after = None
+    for name in _PERMANENT:
+        if name in names:
+            return name, False, retry_after
+    for name in _TRANSIENT:
+        if name in names:
+            return name, True, retry_after
+    if isinstance(exc, (TimeoutError, ConnectionError, OSError)):
+        return type(exc).__name__, True, None
+    return type(exc).__name__, False, retry_after
+
+
+class Judge:
+    """The calibrated judge: same prompts, parsing and aggregation as RubricLab.
+
+    Concurrency is bounded, transient errors are retried with backoff (honouring Retry-After),
+    answers are cached in-process, every call has a timeout. A judge failure gives `fallback`
+    (None by default: TRL's "no reward") and is counted in `stats`.
+    """
+
+    def __init__(self, spec=None, *, concurrency=None, max_attempts=None, timeout_s=None,
+                 fallback=None, cache_size=100_000):
+        self.spec = spec if spec is not None else load_spec()
+        model = self.spec["model"]
+        env = os.environ.get
+        self.concurrency = int(concurrency or env("RUBRICLAB_CONCURRENCY") or model["concurrency"])
+        self.max_attempts = int(max_attempts or env("RUBRICLAB_MAX_ATTEMPTS") or 5)
+        self.timeout_s = float(timeout_s or env("RUBRICLAB_TIMEOUT_S") or model["timeout_s"])
+        fb = env("RUBRICLAB_REWARD_FALLBACK")
+        self.fallback = fallback if fallback is not None else (float(fb) if fb else None)
+        self.criteria = [c for c in self.spec["criteria"] if c["weight"] > 0]
+        self.pairwise = self.spec["rubric"]["mode"] == "pairwise"
+        self.cache = collections.OrderedDict()
+        self.cache_size = cache_size
+        self.stats = {"calls": 0, "cache_hits": 0, "retries": 0, "failures": 0, "scored": 0}
+        self._semaphores = {}
+        self._lock = threading.Lock()
+
+    # -- one model call ------------------------------------------------------------------
+    def _semaphore(self):
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            sem = self._semaphores.get(loop)
+            if sem is None:
+                sem = self._semaphores[loop] = asyncio.Semaphore(self.concurrency)
+            return sem
+
+    async def _complete(self, messages, criterion, sample):
+        model = self.spec["model"]
+        schema = model.get("use_schema")
+        key = hashlib.sha256(json.dumps(
+            [messages, model["model"], model.get("api_base") or "", model["temperature"],
+             model["max_tokens"], bool(schema), sample], sort_keys=True).encode()).hexdigest()
+        if key in self.cache:
+            self.cache.move_to_end(key)
+            self.stats["cache_hits"] += 1
+            return key, self.cache[key]
+        import litellm
+
+        kwargs = {"model": model["model"], "messages": messages,
+                  "temperature": model["temperature"], "max_tokens": model["max_tokens"],
+                  "timeout": self.timeout_s, "num_retries": 0}
+        if model.get("api_base"):
+            kwargs["api_base"] = model["api_base"]
+            kwargs.setdefault("api_key", os.environ.get("RUBRICLAB_API_KEY") or
+                              os.environ.get("OPENAI_API_KEY") or "no-key-needed")
+        if schema:
+            kwargs["response_format"] = prompting.response_schema(criterion)
+        attempt = 0
+        async with self._semaphore():
+            while True:
+                attempt += 1
+                try:
+                    self.stats["calls"] += 1
+                    response = await litellm.acompletion(**kwargs)
+                    return key, response.choices[0].message.content or ""
+                except Exception as exc:  # classified: transient ones are retried
+                    kind, transient, retry_after = _classify(exc)
+                    if not transient or attempt >= self.max_attempts:
+                        raise JudgeFailure(f"{kind}: {str(exc)[:300]}") from None
+                    self.stats["retries"] += 1
+                    delay = (retry_after + random.uniform(0, 0.25 * max(retry_after, 0.5))
+                             if retry_after is not None
+                             else random.uniform(0.5, min(30.0, 0.5 * 2 ** attempt)))
+                    await asyncio.sleep(min(delay, 30.0))
+
+    async def _value(self, item, criterion, sample, swapped):
+        messages = prompting.build_messages(self.spec["judge"], criterion, item, swapped=swapped)
+        key, text = await self._complete(messages, criterion, sample)
+        try:
+            value, _ = verdicts.parse_verdict(text, criterion, swapped=swapped)
+        except verdicts.ParseError as exc:
+            raise JudgeFailure(f"unreadable verdict: {exc}") from None
+        self.cache[key] = text
+        if len(self.cache) > self.cache_size:
+            self.cache.popitem(last=False)
+        return value
+
+    async def criterion_value(self, item, criterion):
+        """The combined verdict over K samples (and both orders for pairwise), as the app."""
+        k = int(self.spec["model"]["samples"])
+        if self.pairwise:
+            async def one(sample):
+                ab, ba = await asyncio.gather(self._value(item, criterion, sample, False),
+                                              self._value(item, criterion, sample, True))
+                return verdicts.pairwise_sample_value(ab, ba)
+        else:
+            async def one(sample):
+                return await self._value(item, criterion, sample, False)
+        values = await asyncio.gather(*(one(s) for s in range(k)))
+        value, _, _, _ = verdicts.combine(criterion["scale"], list(values))
+        return value
+
+    async def score_item(self, item):
+        """(reward in [0, 1], {criterion: value}); raises JudgeFailure."""
+        values = await asyncio.gather(*(self.criterion_value(item, c) for c in self.criteria))
+        total = sum(c["weight"] for c in self.criteria)
+        reward = sum(c["weight"] * scales.level_score(c["scale"], v)
+                     for c, v in zip(self.criteria, values)) / total
+        return reward, {c["key"]: v for c, v in zip(self.criteria, values)}
+
+    async def _safe(self, item):
+        try:
+            reward, detail = await self.score_item(item)
+            self.stats["scored"] += 1
+            return reward, detail
+        except JudgeFailure:
+            self.stats["failures"] += 1
+            return self.fallback, {}
+
+    # -- the three ways to turn the judge into a reward ------------------------------------
+    async def score_pointwise(self, prompts, completions, references=None):
+        references = references or [""] * len(prompts)
+        items = [{"prompt": p, "response": c, "reference": r or ""}
+                 for p, c, r in zip(prompts, completions, references)]
+        return await asyncio.gather(*(self._safe(i) for i in items))
+
+    async def score_against_reference(self, prompts, completions, references):
+        """Pairwise: each completion (as A) against its reference (as B), both orders:
+        win 1, tie 0.5, loss 0 (weighted over criteria)."""
+        items = [{"prompt": p, "response_a": c, "response_b": r or "", "reference": r or ""}
+                 for p, c, r in zip(prompts, completions, references)]
+        return await asyncio.gather(*(self._safe(i) for i in items))
+
+    async def score_in_groups(self, prompts, completions):
+        """Pairwise: each completion's win rate against the other completions of its prompt
+        (round robin, both orders), for group-relative advantages (GRPO)."""
+        groups = collections.OrderedDict()
+        for index, prompt in enumerate(prompts):
+            groups.setdefault(prompt, []).append(index)
+        out = [(self.fallback, {})] * len(prompts)
+        for prompt, members in groups.items():
+            if len(members) < 2:
+                continue
+            pairs = [(i, j) for n, i in enumerate(members) for j in members[n + 1:]]
+            results = await asyncio.gather(*(self._safe({
+                "prompt": prompt, "response_a": completions[i], "response_b": completions[j],
+                "reference": ""}) for i, j in pairs))
+            wins = {i: [] for i in members}
+            for (i, j), (score, _) in zip(pairs, results):
+                if score is None:
+                    continue
+                wins[i].append(score)
+                wins[j].append(1.0 - score)
+            for i in members:
+                out[i] = ((sum(wins[i]) / len(wins[i])) if wins[i] else self.fallback,
+                          {"comparisons": len(wins[i])})
+        return out
+
+    async def rewards(self, prompts, completions, references=None):
+        if not self.pairwise:
+            return await self.score_pointwise(prompts, completions, references)
+        mode = os.environ.get("RUBRICLAB_PAIRWISE_MODE") or self.spec["pairwise"]["default_mode"]
+        if mode == "group":
+            return await self.score_in_groups(prompts, completions)
+        if references is None:
+            raise BundleError("this pairwise judge compares each completion with a reference: "
+                              f"pass the '{REFERENCE_COLUMN}' column, or set "
+                              "RUBRICLAB_PAIRWISE_MODE=group")
+        return await self.score_against_reference(prompts, completions, references)
+
+
+# -- a background event loop for the synchronous entry points ----------------------------
+class _Background:
+    """One event loop in a daemon thread: sync callers (TRL's reward_func, verl, OpenRLHF, the
+    HTTP server) submit coroutines to it, so litellm keeps one client and its connections."""
+
+    def __init__(self):
+        self.loop = None
+        self.lock = threading.Lock()
+
+    def run(self, coro):
+        with self.lock:
+            if self.loop is None:
+                self.loop = asyncio.new_event_loop()
+                threading.Thread(target=self.loop.run_forever, name="rubriclab-judge",
+                                 daemon=True).start()
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+
+_BACKGROUND = _Background()
+_JUDGE = None
+
+
+def get_judge():
+    global _JUDGE
+    if _JUDGE is None:
+        _JUDGE = Judge()
+    return _JUDGE
+
+
+def _text(value):
+    """A prompt or completion as text: plain strings, or chat messages (conversational)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return str(value.get("content") or "")
+    if isinstance(value, (list, tuple)):
+        parts = [m for m in value if isinstance(m, dict)]
+        if len(parts) == 1:
+            return str(parts[0].get("content") or "")
+        return "\n\n".join(f"{m.get('role', 'user')}: {m.get('content') or ''}" for m in parts)
+    return str(value)
+
+
+def _references(kwargs, n):
+    column = kwargs.get(REFERENCE_COLUMN)
+    if column is None:
+        return None
+    return [_text(r) for r in column][:n]
+
+
+# -- TRL and OpenRLHF share the name reward_func ------------------------------------------
+def reward_func(*args, **kwargs):
+    """TRL: reward_func(prompts=..., completions=..., **columns) -> one float (None on a judge
+    failure) per completion. OpenRLHF: reward_func(queries, prompts, labels) ->
+    {"rewards", "scores", "extra_logs"}. TRL passes keywords, OpenRLHF three positionals."""
+    if "queries" in kwargs or (len(args) == 3 and "completions" not in kwargs):
+        names = ("queries", "prompts", "labels")
+        values = dict(zip(names, args))
+        values.update({k: v for k, v in kwargs.items() if k in names})
+        return reward_func_openrlhf(values["queries"], values.get("prompts") or [],
+                                    values.get("labels"))
+    prompts = kwargs.pop("prompts") if "prompts" in kwargs else args[0]
+    completions = kwargs.pop("completions") if "completions" in kwargs else args[1]
+    return reward_func_trl(prompts, completions, **kwargs)
+
+
+def reward_func_trl(prompts, completions, **kwargs):
+    """TRL reward function: one float (or None on a judge failure) per completion."""
+    references = _references(kwargs, len(completions))
+    results = _BACKGROUND.run(get_judge().rewards(
+        [_text(p) for p in prompts], [_text(c) for c in completions], references))
+    return [reward for reward, _ in results]
+
+
+async def async_reward_func(prompts, completions, **kwargs):
+    """The same, as a coroutine: GRPOTrainer runs async reward functions concurrently."""
+    references = _references(kwargs, len(completions))
+    results = await get_judge().rewards(
+        [_text(p) for p in prompts], [_text(c) for c in completions], references)
+    return [reward for reward, _ in results]
+
+
+reward_func.__name__ = REWARD_NAME
+reward_func_trl.__name__ = REWARD_NAME
+async_reward_func.__name__ = REWARD_NAME + "_async"
+
+
+# -- verl ---------------------------------------------------------------------------------
+def compute_score(data_source, solution_str, ground_truth, extra_info=None, **kwargs):
+    """verl custom reward function. The prompt comes from extra_info["prompt"] (or
+    ["question"]); ground_truth is the reference for pairwise judges."""
+    extra = extra_info or {}
+    prompt = _text(extra.get("prompt") or extra.get("question") or "")
+    judge = get_judge()
+    reference = None if ground_truth is None else [_text(ground_truth)]
+    if judge.pairwise and reference is None:
+        reference = [""]
+    [(reward, detail)] = _BACKGROUND.run(judge.rewards([prompt], [_text(solution_str)],
+                                                       reference))
+    failed = reward is None
+    score = float(reward) if reward is not None else float(judge.fallback or 0.0)
+    out = {"score": score, "judge_failed": failed}
+    for key, value in detail.items():
+        out[f"criterion/{key}"] = value
+    return out
+
+
+# -- OpenRLHF -----------------------------------------------------------------------------
+def reward_func_openrlhf(queries, prompts, labels):
+    """OpenRLHF remote reward function: queries are prompt + response."""
+    responses = [q[len(p):] if isinstance(q, str) and q.startswith(p) else _text(q)
+                 for q, p in zip(queries, prompts)]
+    judge = get_judge()
+    references = [_text(x) for x in labels] if labels is not None else None
+    results = _BACKGROUND.run(judge.rewards([_text(p) for p in prompts], responses, references))
+    fallback = float(judge.fallback or 0.0)
+    rewards = [float(r) if r is not None else fallback for r, _ in results]
+    extra = {"judge_failures": float(sum(1 for r, _ in results if r is None))}
+    try:
+        import torch
+
+        return {"rewards": torch.tensor(rewards), "scores": torch.tensor(rewards),
+                "extra_logs": {k: torch.tensor(v) for k, v in extra.items()}}
+    except ImportError:
+        return {"rewards": rewards, "scores": rewards, "extra_logs": extra}
+
+
+# -- HTTP ---------------------------------------------------------------------------------
+def serve(host="0.0.0.0", port=5000):
+    """POST /get_reward (OpenRLHF's remote protocol), POST /score (a plain batch), GET /health."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    judge = get_judge()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _send(self, status, body):
+            data = json.dumps(body).encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, fmt, *args):
+            pass
+
+        def do_GET(self):
+            if self.path.rstrip("/") in ("/health", ""):
+                self._send(200, {"status": "ok", "judge": REWARD_NAME,
+                                 "calibrated": CALIBRATED, "stats": judge.stats})
+            else:
+                self._send(404, {"error": "not found"})
+
+        def do_POST(self):
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                if self.path == "/get_reward":
+                    queries = body.get("query") or body.get("queries") or []
+                    prompts = body.get("prompts") or [""] * len(queries)
+                    out = reward_func_openrlhf(queries, prompts, body.get("labels"))
+                    out = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in out.items()}
+                    out["extra_logs"] = {k: (v.tolist() if hasattr(v, "tolist") else v)
+                                         for k, v in out["extra_logs"].items()}
+                    self._send(200, out)
+                elif self.path == "/score":
+                    items = body.get("items") or []
+                    prompts = [_text(i.get("prompt")) for i in items]
+                    completions = [_text(i.get("completion")) for i in items]
+                    refs = [_text(i.get("reference")) for i in items]
+                    has_refs = any("reference" in i for i in items)
+                    results = _BACKGROUND.run(judge.rewards(prompts, completions,
+                                                            refs if has_refs else None))
+                    self._send(200, {"rewards": [r for r, _ in results],
+                                     "details": [d for _, d in results]})
+                else:
+                    self._send(404, {"error": "not found"})
+            except (ValueError, TypeError, KeyError, BundleError) as exc:
+                self._send(400, {"error": str(exc)})
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    print(f"RubricLab reward server for {REWARD_NAME} on http://{host}:{server.server_port}",
+          flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+def _main(argv=None):
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="run the HTTP reward server")
+    s.add_argument("--host", default="0.0.0.0")
+    s.add_argument("--port", type=int, default=5000)
+    sub.add_parser("check", help="verify the bundle's files")
+    sc = sub.add_parser("score", help="score one completion")
+    sc.add_argument("--prompt", required=True)
+    sc.add_argument("--completion", required=True)
+    sc.add_argument("--reference")
+    args = parser.parse_args(argv)
+    if args.command == "check":
+        load_spec()
+        print(f"ok: {REWARD_NAME}, {'CALIBRATED' if CALIBRATED else 'UNCALIBRATED'}")
+        return 0
+    if args.command == "score":
+        refs = [args.reference] if args.reference is not None else None
+        [(reward, detail)] = _BACKGROUND.run(get_judge().rewards([args.prompt],
+                                                                 [args.completion], refs))
+        print(json.dumps({"reward": reward, "criteria": detail, "stats": get_judge().stats}))
+        return 0 if reward is not None else 1
+    serve(args.host, args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

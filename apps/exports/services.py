@@ -1,0 +1,101 @@
+"""judge_export: the gate, then the artifact, then the stored record (STYLE.md 3)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+
+from django.core.exceptions import ValidationError
+
+from apps.calibration.report import Thresholds, calibration_report
+from apps.exports import examples
+from apps.exports.bundle import build_bundle, reward_name
+from apps.exports.models import Export, ExportFormat
+from apps.exports.openai_grader import build_graders, grader_problems
+from apps.judging.models import JudgeRun, RunKind, RunStatus
+from apps.rubrics.selectors import judge_spec
+
+
+class GateRefused(Exception):
+    """The judge did not pass the gate and the export was not forced."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
+
+
+def model_settings(run: JudgeRun, model: str = "") -> dict:
+    """The judge's model and sampling as the bundle will call it."""
+    name = model.strip() or run.model or run.name
+    if run.kind == RunKind.IMPORTED and not model.strip() and "/" not in name:
+        name = f"openai/{name}" if name.startswith(("gpt-", "o1", "o3", "o4")) else name
+    return {
+        "model": name, "api_base": run.api_base or "", "temperature": run.temperature,
+        "max_tokens": run.max_tokens, "samples": run.samples,
+        "concurrency": max(1, min(run.concurrency, 256)), "timeout_s": run.timeout_s,
+        "use_schema": bool(run.use_schema),
+    }
+
+
+def _artifact(fmt: str, run: JudgeRun, report: dict, model: dict, forced: bool,
+              reference_column: str) -> tuple[str, bytes]:
+    name = reward_name(run.rubric_version)
+    if fmt == ExportFormat.OPENAI:
+        spec = judge_spec(run.rubric_version)
+        graders = build_graders(spec, model, name=name)
+        problems = grader_problems(graders["grader"])
+        if graders["label_grader"]:
+            problems += grader_problems(graders["label_grader"], "label_grader")
+        if problems:  # a bug of ours, never the user's: refuse rather than ship it
+            raise ValidationError("; ".join(problems))
+        document = {**graders, "rubriclab": {
+            "status": "CALIBRATED" if report["gate"]["passed"] else "UNCALIBRATED",
+            "rubric": report["rubric"], "version": report["version"],
+            "content_hash": report["version_hash"], "judge_run": run.pk,
+            "gate": report["gate"],
+            "usage": "Pass 'grader' as method.reinforcement.grader of a fine-tuning job; "
+                     "'label_grader' (pairwise) suits evaluations.",
+        }}
+        return f"{name}.openai.json", (json.dumps(document, indent=2) + "\n").encode()
+    bundle = build_bundle(run=run, report=report, model=model, forced=forced,
+                          reference_column=reference_column)
+    if fmt == ExportFormat.JSON:
+        document = {"judge": json.loads(bundle.files["judge.json"]),
+                    "calibration": json.loads(bundle.files["calibration.json"])}
+        return f"{name}.json", (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
+    if fmt in (ExportFormat.TRL, ExportFormat.VERL, ExportFormat.OPENRLHF):
+        bundle.files.update(examples.for_trainer(fmt, name=name, pairwise=run.is_pairwise,
+                                                 reference_column=reference_column))
+    return f"{name}-{fmt}.zip" if fmt != ExportFormat.BUNDLE else f"{name}.zip", bundle.zip_bytes()
+
+
+def judge_export(*, run: JudgeRun, fmt: str, user=None, force: bool = False, model: str = "",
+                 reference_column: str = "reference") -> Export:
+    """Export a judge, refusing one that fails the gate unless `force` (then UNCALIBRATED)."""
+    if fmt not in ExportFormat.values:
+        raise ValidationError({"format": f"one of {', '.join(ExportFormat.values)}"})
+    if run.kind == RunKind.LIVE and run.status != RunStatus.COMPLETED:
+        raise ValidationError({"run": f"run #{run.pk} is {run.status}; export a finished run"})
+    project = run.project
+    report = calibration_report(version=run.rubric_version, dataset=run.dataset, run=run,
+                                thresholds=Thresholds.for_project(project), with_bias=False)
+    if not report["gate"]["passed"] and not force:
+        raise GateRefused(report["gate"]["reasons"])
+    settings = model_settings(run, model)
+    filename, data = _artifact(fmt, run, report, settings, force, reference_column)
+    return Export.objects.create(
+        project=project, run=run, rubric_version=run.rubric_version, judge_name=run.name,
+        model=settings["model"], format=fmt, calibrated=bool(report["gate"]["passed"]),
+        forced=force and not report["gate"]["passed"],
+        content_hash=run.rubric_version.content_hash, report=report, filename=filename,
+        artifact=data, artifact_sha256=hashlib.sha256(data).hexdigest(), size=len(data),
+        created_by=user,
+    )
+
+
+def unpack(export: Export) -> dict[str, bytes]:
+    """The files of a zip export (for tests and the command's --out folder)."""
+    with zipfile.ZipFile(io.BytesIO(bytes(export.artifact))) as archive:
+        return {name.split("/", 1)[1]: archive.read(name) for name in archive.namelist()}

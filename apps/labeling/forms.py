@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from django import forms
+
+from apps.labeling.selection import MODES
+
+
+class SessionForm(forms.Form):
+    name = forms.CharField(max_length=120)
+    version = forms.ChoiceField(label="Rubric version (published)")
+    dataset = forms.ChoiceField(label="Dataset", help_text="Of the same kind as the rubric.")
+    mode = forms.ChoiceField(choices=list(MODES.items()), initial="all", label="Items",
+                             widget=forms.RadioSelect)
+    sample_size = forms.IntegerField(min_value=1, required=False, label="Sample size (N)")
+    seed = forms.IntegerField(initial=0, required=False, label="Sample seed")
+    filter = forms.CharField(max_length=200, required=False, label="Metadata filter",
+                             help_text="key=value, e.g. split=test")
+    run = forms.ChoiceField(required=False, label="Judge run",
+                            help_text="For “judge and humans disagree”.")
+    overlap = forms.IntegerField(initial=1, min_value=1, max_value=50,
+                                 label="Overlap (annotators per item, k)")
+    claim_ttl_s = forms.IntegerField(initial=900, min_value=30, max_value=86400,
+                                     label="Claim lasts (seconds)",
+                                     help_text="An item left open longer returns to the pool.")
+    assignees = forms.MultipleChoiceField(widget=forms.CheckboxSelectMultiple,
+                                          label="Annotators")
+
+    def __init__(self, *args, versions=(), datasets=(), runs=(), members=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["version"].choices = [
+            (str(v.pk), f"{v.rubric.name} v{v.number} ({v.rubric.get_mode_display()})")
+            for v in versions
+        ]
+        self.fields["dataset"].choices = [
+            (str(d.pk), f"{d.name} ({d.kind}, {d.item_count:,} items)") for d in datasets
+        ]
+        self.fields["run"].choices = [("", "—")] + [
+            (str(r.pk), f"#{r.pk} {r.name} on {r.dataset.name}") for r in runs
+        ]
+        self.fields["assignees"].choices = [
+            (str(m.user_id), f"{m.user.username} ({m.get_role_display().lower()})")
+            for m in members
+        ]
+
+    def clean(self):
+        data = super().clean()
+        mode = data.get("mode")
+        if mode == "sample" and not data.get("sample_size"):
+            self.add_error("sample_size", "Give the sample's size.")
+        if mode == "filter" and "=" not in (data.get("filter") or ""):
+            self.add_error("filter", "Write the filter as key=value.")
+        if mode == "disagree" and not data.get("run"):
+            self.add_error("run", "Choose the judge run to compare with.")
+        return data
+
+    def selection(self) -> dict:
+        d = self.cleaned_data
+        mode = d["mode"]
+        if mode == "sample":
+            return {"mode": mode, "size": d["sample_size"], "seed": d.get("seed") or 0}
+        if mode == "filter":
+            return {"mode": mode, "filter": d["filter"].strip()}
+        if mode == "disagree":
+            return {"mode": mode, "run": int(d["run"])}
+        return {"mode": mode}
+
+
+class SkipForm(forms.Form):
+    assignment = forms.IntegerField(widget=forms.HiddenInput)
+    reason = forms.CharField(max_length=300, label="Why skip this item?",
+                             help_text="e.g. text missing, not my language, cannot judge")
+
+
+class GoldForm(forms.Form):
+    item = forms.IntegerField(widget=forms.HiddenInput)
+    criterion = forms.CharField(max_length=60, widget=forms.HiddenInput)
+    value = forms.CharField(max_length=64)
+    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))

@@ -1,0 +1,330 @@
+"""Writes for labelling sessions (STYLE.md 3): create, submit, skip, undo, edit, close, gold.
+
+Claims are made in apps/labeling/claims.py; every write here that touches a claim follows its
+lock order (annotator, then assignment, then pool item) and keeps active_count exact in the
+same transaction (docs/decisions/0004-labelling-claims.md).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from apps.datasets.models import Dataset
+from apps.labeling.claims import free_slots, lock_annotator
+from apps.labeling.models import (
+    Assignment,
+    AssignmentStatus,
+    GoldLabel,
+    HumanLabel,
+    LabelingSession,
+    LabelSource,
+    SessionAssignee,
+    SessionItem,
+    SessionStatus,
+)
+from apps.labeling.present import to_item_terms
+from apps.labeling.selection import select_item_ids
+from apps.labeling.selectors import session_criteria
+from apps.projects.models import Membership, Project
+from apps.rubrics import scales
+from apps.rubrics.models import RubricVersion
+
+MAX_OVERLAP = 50
+MIN_CLAIM_TTL_S = 30
+
+
+class SessionClosed(ValidationError):
+    pass
+
+
+# -- values ---------------------------------------------------------------------------------
+
+def clean_values(criteria: list[dict], values: dict) -> dict[str, str]:
+    """Read one answer per criterion with scales.coerce_value; all criteria are required.
+
+    Returns {key: value text}; raises ValidationError({key: message}) naming each criterion
+    that is missing or off its scale.
+    """
+    errors: dict[str, str] = {}
+    cleaned: dict[str, str] = {}
+    for criterion in criteria:
+        key, name = criterion["key"], criterion.get("name") or criterion["key"]
+        raw = values.get(key)
+        allowed = ", ".join(str(v) for v in scales.allowed_values(criterion["scale"]))
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            errors[key] = f"{name}: choose a level ({allowed})."
+            continue
+        try:
+            cleaned[key] = scales.value_to_text(scales.coerce_value(criterion["scale"], raw))
+        except ValueError:
+            errors[key] = f"{name}: {raw!r} is not a level of this scale ({allowed})."
+    if errors:
+        raise ValidationError(errors)
+    return cleaned
+
+
+# -- submit ---------------------------------------------------------------------------------
+
+SAVED = "saved"
+ALREADY_SAVED = "already_saved"
+REFUSED = "refused"
+
+
+@dataclass
+class SubmitResult:
+    outcome: str  # SAVED, ALREADY_SAVED or REFUSED
+    assignment: Assignment
+    values: dict[str, str] = field(default_factory=dict)  # what is stored now, item terms
+    message: str = ""
+
+
+def _saved_values(assignment: Assignment, user) -> dict[str, str]:
+    return dict(HumanLabel.objects.filter(
+        session_id=assignment.session_id, item_id=assignment.session_item.item_id,
+        user=user).values_list("criterion_key", "value"))
+
+
+def _locked_assignment(session, user, assignment_id: int) -> Assignment:
+    return (
+        Assignment.objects.select_for_update(of=("self",))
+        .select_related("session_item")
+        .get(pk=assignment_id, session=session, user=user)
+    )
+
+
+def label_submit(*, session: LabelingSession, user, assignment_id: int, values: dict,
+                 comment: str = "", sides: bool = False,
+                 now: datetime | None = None) -> SubmitResult:
+    """Store one annotator's labels for the item of one claim, all criteria at once.
+
+    A second submit of the same claim (double click, a retried request) answers ALREADY_SAVED
+    with the stored values and changes nothing. A claim that expired (or was skipped) is
+    accepted late only while the item still has room; otherwise REFUSED, nothing stored.
+    With `sides`, preference answers are in screen terms ("left" / "right") and are mapped
+    to the item's A / B through the order this annotator was shown (present.to_item_terms).
+    Raises Assignment.DoesNotExist for a claim that is not this user's, ValidationError for
+    bad values, SessionClosed when the session is closed.
+    """
+    criteria = session_criteria(session)
+    now = now or timezone.now()
+    with transaction.atomic():
+        lock_annotator(session, user)
+        assignment = _locked_assignment(session, user, assignment_id)
+        if assignment.status == AssignmentStatus.DONE:
+            return SubmitResult(ALREADY_SAVED, assignment, _saved_values(assignment, user),
+                                "Already saved: this item was submitted before.")
+        if not session.is_open:
+            raise SessionClosed("This session is closed; labels can no longer be saved.")
+        if sides:
+            values = to_item_terms(criteria, values, assignment.shown_order)
+        cleaned = clean_values(criteria, values)
+        if assignment.status != AssignmentStatus.CLAIMED:
+            # The claim ended (expired or skipped) and gave its place back: take one again if
+            # the item still has room.
+            taken = SessionItem.objects.filter(
+                pk=assignment.session_item_id, active_count__lt=session.overlap,
+            ).update(active_count=F("active_count") + 1)
+            if not taken:
+                return SubmitResult(
+                    REFUSED, assignment, {},
+                    "Your claim on this item had expired and other annotators have labelled "
+                    "it since; your answer was not saved. Here is the next item.")
+        labels = [
+            HumanLabel(
+                item_id=assignment.session_item.item_id, criterion_key=c["key"],
+                scale_signature=c["signature"], annotator=user.get_username(), user=user,
+                value=cleaned[c["key"]], comment=comment, source=LabelSource.SCREEN,
+                session=session, shown_order=assignment.shown_order,
+            )
+            for c in criteria
+        ]
+        outcome, message = SAVED, "Saved."
+        try:
+            with transaction.atomic():
+                HumanLabel.objects.bulk_create(labels)
+        except IntegrityError:
+            # Labels under this annotator name exist already (imported under the same name):
+            # the unique key keeps the first ones; say so and show them.
+            outcome, message = ALREADY_SAVED, "Already saved: labels of yours exist already."
+        assignment.status = AssignmentStatus.DONE
+        assignment.submitted_at = now
+        assignment.comment = comment
+        assignment.save(update_fields=["status", "submitted_at", "comment"])
+    stored = cleaned if outcome == SAVED else _saved_values(assignment, user)
+    return SubmitResult(outcome, assignment, stored, message)
+
+
+# -- skip, undo, edit -------------------------------------------------------------------------
+
+def label_skip(*, session: LabelingSession, user, assignment_id: int, reason: str) -> bool:
+    """Give up a claim with a reason; its place returns to the pool. False if it was not a
+    live claim any more (submitted, expired, skipped before)."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why you skip this item."})
+    with transaction.atomic():
+        lock_annotator(session, user)
+        assignment = _locked_assignment(session, user, assignment_id)
+        if assignment.status != AssignmentStatus.CLAIMED:
+            return False
+        assignment.status = AssignmentStatus.SKIPPED
+        assignment.skip_reason = reason[:300]
+        assignment.save(update_fields=["status", "skip_reason"])
+        free_slots(Counter({assignment.session_item_id: 1}))
+    return True
+
+
+def label_undo(*, session: LabelingSession, user,
+               now: datetime | None = None) -> Assignment | None:
+    """Take back the annotator's last submission in this session: its labels are deleted and
+    the item is theirs again (claimed, fresh expiry), shown next. None if nothing to undo.
+
+    The item's place stays taken throughout (done and claimed both count), so undo never
+    lets another annotator in."""
+    if not session.is_open:
+        raise SessionClosed("This session is closed.")
+    now = now or timezone.now()
+    with transaction.atomic():
+        lock_annotator(session, user)
+        last = (
+            Assignment.objects.select_for_update(of=("self",)).select_related("session_item")
+            .filter(session=session, user=user, status=AssignmentStatus.DONE)
+            .order_by("-submitted_at", "-id").first()
+        )
+        if last is None:
+            return None
+        HumanLabel.objects.filter(session=session, user=user,
+                                  item_id=last.session_item.item_id).delete()
+        last.status = AssignmentStatus.CLAIMED
+        last.claimed_at = now
+        last.expires_at = now + timedelta(seconds=session.claim_ttl_s)
+        last.submitted_at = None
+        last.save(update_fields=["status", "claimed_at", "expires_at", "submitted_at"])
+    return last
+
+
+def label_edit(*, session: LabelingSession, user, item_id: int, values: dict,
+               comment: str = "", sides: bool = False) -> dict[str, str]:
+    """Change one's own labels of one item while the session is open. Raises
+    Assignment.DoesNotExist if the user submitted no labels for the item in this session."""
+    if not session.is_open:
+        raise SessionClosed("This session is closed; its labels can no longer be changed.")
+    criteria = session_criteria(session)
+    with transaction.atomic():
+        lock_annotator(session, user)
+        assignment = (
+            Assignment.objects.select_for_update(of=("self",)).select_related("session_item")
+            .get(session=session, user=user, session_item__item_id=item_id,
+                 status=AssignmentStatus.DONE)
+        )
+        if sides:
+            values = to_item_terms(criteria, values, assignment.shown_order)
+        cleaned = clean_values(criteria, values)
+        for c in criteria:
+            changed = HumanLabel.objects.filter(
+                session=session, user=user, item_id=item_id, criterion_key=c["key"],
+                scale_signature=c["signature"],
+            ).update(value=cleaned[c["key"]], comment=comment, updated_at=timezone.now())
+            if not changed:
+                HumanLabel.objects.create(
+                    item_id=item_id, criterion_key=c["key"], scale_signature=c["signature"],
+                    annotator=user.get_username(), user=user, value=cleaned[c["key"]],
+                    comment=comment, source=LabelSource.SCREEN, session=session,
+                    shown_order=assignment.shown_order)
+        assignment.comment = comment
+        assignment.save(update_fields=["comment"])
+    return cleaned
+
+
+# -- sessions ---------------------------------------------------------------------------------
+
+def session_create(*, project: Project, version: RubricVersion, dataset: Dataset, name: str,
+                   overlap: int, assignees: list, selection: dict, claim_ttl_s: int = 900,
+                   user=None) -> LabelingSession:
+    """A new open session whose pool is the chosen items, in dataset order."""
+    errors: dict[str, str] = {}
+    name = (name or "").strip()
+    if not name:
+        errors["name"] = "Give the session a name."
+    if version.rubric.project_id != project.pk or not version.is_published:
+        errors["version"] = "Choose a published rubric version of this project."
+    if dataset.project_id != project.pk:
+        errors["dataset"] = "Choose a dataset of this project."
+    elif dataset.kind != version.rubric.mode:
+        errors["dataset"] = (f"The dataset is {dataset.kind}; the rubric is "
+                             f"{version.rubric.mode}. Choose a {version.rubric.mode} dataset.")
+    member_ids = set(Membership.objects.filter(project=project).values_list("user_id",
+                                                                           flat=True))
+    users = [u for u in assignees if u.pk in member_ids]
+    if len(users) != len(assignees) or not users:
+        errors["assignees"] = "Choose one or more members of this project."
+    if not 1 <= overlap <= MAX_OVERLAP:
+        errors["overlap"] = f"Overlap is a number from 1 to {MAX_OVERLAP}."
+    elif users and overlap > len(users):
+        errors["overlap"] = (f"Each item needs {overlap} distinct annotators but only "
+                             f"{len(users)} are assigned.")
+    if claim_ttl_s < MIN_CLAIM_TTL_S:
+        errors["claim_ttl_s"] = f"A claim lasts at least {MIN_CLAIM_TTL_S} seconds."
+    if errors:
+        raise ValidationError(errors)
+    item_ids = select_item_ids(dataset=dataset, version=version, selection=selection)
+    if not item_ids:
+        raise ValidationError({"selection": "No item matches this choice."})
+    with transaction.atomic():
+        session = LabelingSession.objects.create(
+            project=project, rubric_version=version, dataset=dataset, name=name[:120],
+            overlap=overlap, claim_ttl_s=claim_ttl_s, selection=selection,
+            item_count=len(item_ids), created_by=user,
+        )
+        SessionItem.objects.bulk_create(
+            (SessionItem(session=session, item_id=item_id, position=i)
+             for i, item_id in enumerate(item_ids)),
+            batch_size=5000,
+        )
+        SessionAssignee.objects.bulk_create(SessionAssignee(session=session, user=u)
+                                            for u in users)
+    return session
+
+
+def session_close(*, session: LabelingSession, now: datetime | None = None) -> bool:
+    """Close a session: no more claims, submits or edits; live claims end. False if it was
+    closed already."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        # Every annotator's lock, in one order: in-flight claims and submits finish first, and
+        # later ones find the session closed (claims.py reads the status under that lock).
+        list(SessionAssignee.objects.select_for_update().filter(session=session)
+             .order_by("pk").values_list("pk", flat=True))
+        changed = LabelingSession.objects.filter(
+            pk=session.pk, status=SessionStatus.OPEN
+        ).update(status=SessionStatus.CLOSED, closed_at=now)
+        live = Assignment.objects.filter(session=session, status=AssignmentStatus.CLAIMED)
+        freed = Counter(live.values_list("session_item_id", flat=True))
+        live.update(status=AssignmentStatus.EXPIRED)
+        if freed:
+            free_slots(freed)
+    session.status, session.closed_at = SessionStatus.CLOSED, now
+    return bool(changed)
+
+
+def gold_set(*, session: LabelingSession, item_id: int, criterion_key: str, value, note: str,
+             user) -> GoldLabel:
+    """Set the adjudicated label of one item and criterion (calibration prefers it)."""
+    criterion = next((c for c in session_criteria(session) if c["key"] == criterion_key), None)
+    if criterion is None:
+        raise ValidationError({"criterion": f"Unknown criterion {criterion_key!r}."})
+    if not SessionItem.objects.filter(session=session, item_id=item_id).exists():
+        raise ValidationError({"item": "This item is not in the session."})
+    cleaned = clean_values([criterion], {criterion_key: value})
+    gold, _ = GoldLabel.objects.update_or_create(
+        item_id=item_id, criterion_key=criterion_key, scale_signature=criterion["signature"],
+        defaults={"value": cleaned[criterion_key], "note": (note or "").strip(), "user": user},
+    )
+    return gold

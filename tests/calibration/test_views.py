@@ -1,0 +1,121 @@
+"""The calibration dashboard, its JSON and notes: personas, escaping, query count."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from apps.datasets.models import Dataset
+from apps.judging.models import JudgeRun, Verdict
+from apps.projects.models import Membership, Project, Role
+from apps.rubrics.models import RubricNote
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def demo_client(demo_loaded, client, django_user_model):
+    return _client_for(client, django_user_model, Role.EDITOR, "dash-editor")
+
+
+def _client_for(client, django_user_model, role, name):
+    user = django_user_model.objects.create_user(username=name, password="pw")
+    Membership.objects.create(project=Project.objects.get(slug="demo"), user=user, role=role)
+    client.force_login(user)
+    return client
+
+
+def _url(rubric="pandalm-preference", **query):
+    url = reverse("calibration_dashboard", args=["demo", rubric])
+    if query:
+        url += "?" + "&".join(f"{k}={v}" for k, v in query.items())
+    return url
+
+
+def test_dashboard_shows_kappa_interval_ceiling_and_gate(demo_client):
+    run = JudgeRun.objects.get(project__slug="demo", name="gpt-3.5-turbo")
+    response = demo_client.get(_url(judge=run.pk))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Does not pass the gate" in html
+    assert "0.496" in html  # gpt-3.5-turbo's kappa against the human majority
+    assert "alpha 0.864" in html  # the humans' own agreement beside it
+    assert 'class="kappa-bar"' in html and "<circle" in html  # the interval over the bands
+    assert "almost perfect" in html and "moderate" in html
+    assert 'class="heatmap"' in html and ">360<" not in html.split('class="heatmap"')[0]
+
+
+def test_dashboard_query_count_is_pinned(demo_client, django_assert_max_num_queries):
+    run = JudgeRun.objects.get(project__slug="demo", name="gpt-3.5-turbo")
+    other = JudgeRun.objects.get(project__slug="demo", name="PandaLM-7B")
+    with django_assert_max_num_queries(20):
+        assert demo_client.get(_url(judge=run.pk, compare=other.pk)).status_code == 200
+    with django_assert_max_num_queries(20):
+        assert demo_client.get(_url("hanna-stories")).status_code == 200
+
+
+def test_two_judges_side_by_side(demo_client):
+    run = JudgeRun.objects.get(project__slug="demo", name="gpt-3.5-turbo")
+    other = JudgeRun.objects.get(project__slug="demo", name="PandaLM-7B")
+    html = demo_client.get(_url(judge=run.pk, compare=other.pk)).content.decode()
+    assert "Side by side with PandaLM-7B" in html
+    assert "0.435" in html
+
+
+def test_hanna_page_says_texts_are_absent_and_humans_disagree(demo_client):
+    html = demo_client.get(_url("hanna-stories")).content.decode()
+    assert "too low a ceiling" in html
+    assert "ICC1" in html
+
+
+def test_disagreements_escape_what_a_model_wrote(demo_client):
+    run = JudgeRun.objects.get(project__slug="demo", name="gpt-3.5-turbo")
+    verdict = (Verdict.objects.filter(run=run).exclude(value="tie").order_by("item_id")
+               .select_related("item").first())
+    # Make this the first full disagreement (A against B), with a hostile rationale.
+    verdict.item.human_labels.update(value="B" if verdict.value == "A" else "A")
+    Verdict.objects.filter(pk=verdict.pk).update(
+        rationale='<script>alert(1)</script><img src=x onerror=alert(2)>'
+                  '<div hx-get="/evil" hx-trigger="load">x</div>')
+    html = demo_client.get(_url(judge=run.pk, criterion="overall")).content.decode()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script>alert(1)" not in html and "<img src=x" not in html
+    assert 'hx-get="/evil"' not in html
+    assert "<div hx-disable>" in html
+
+
+def test_noting_a_disagreement_collects_it_on_the_rubric(demo_client):
+    response = demo_client.post(reverse("calibration_note", args=["demo", "pandalm-preference"]),
+                                {"text": "Anchor for tie is vague", "criterion": "overall",
+                                 "source": "item 7", "back": "https://evil.example/"})
+    assert response.status_code == 302
+    assert response["Location"] == _url()  # an outside "back" is ignored
+    note = RubricNote.objects.get(rubric__slug="pandalm-preference")
+    assert (note.text, note.criterion_key, note.source) == ("Anchor for tie is vague", "overall",
+                                                           "item 7")
+    page = demo_client.get(reverse("rubric_detail", args=["demo", "pandalm-preference"]))
+    assert "Anchor for tie is vague" in page.content.decode()
+
+
+def test_labeller_cannot_see_calibration_or_write_notes(demo_loaded, client, django_user_model):
+    labeller = _client_for(client, django_user_model, Role.LABELLER, "dash-labeller")
+    assert labeller.get(_url()).status_code == 403
+    assert labeller.get(reverse("calibration_json", args=["demo", "pandalm-preference"])
+                        ).status_code == 403
+    assert labeller.post(reverse("calibration_note", args=["demo", "pandalm-preference"]),
+                         {"text": "x"}).status_code == 403
+    assert not RubricNote.objects.exists()
+
+
+def test_json_matches_the_command_contract(demo_client):
+    ds = Dataset.objects.get(project__slug="demo", name="PandaLM test set")
+    run = JudgeRun.objects.get(dataset=ds, name="PandaLM-7B")
+    data = demo_client.get(reverse("calibration_json", args=["demo", "pandalm-preference"]),
+                           {"dataset": ds.pk, "judge": run.pk}).json()
+    assert data["judge"]["name"] == "PandaLM-7B"
+    assert round(data["criteria"]["overall"]["kappa"], 4) == 0.4354
+
+
+def test_wrong_method_and_unknown_rubric(demo_client):
+    assert demo_client.post(_url()).status_code == 405
+    assert demo_client.get(_url("no-such-rubric")).status_code == 404
