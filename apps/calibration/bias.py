@@ -23,7 +23,7 @@ def _lengths(dataset: Dataset) -> dict[int, tuple[int, int, int]]:
         pk: (r or 0, a or 0, b or 0)
         for pk, r, a, b in Item.objects.filter(dataset=dataset).annotate(
             lr=Length("response"), la=Length("response_a"), lb=Length("response_b")
-        ).values_list("id", "lr", "la", "lb").iterator(chunk_size=20000)
+        ).values_list("id", "lr", "la", "lb")
     }
 
 

@@ -41,15 +41,19 @@ class CriterionData:
 
     def reference(self) -> dict[int, object]:
         """Gold where present, else the annotators' majority; items without either are left out
-        (a tie between annotators is no reference)."""
+        (a tie between annotators is no reference). Computed once per criterion."""
+        cached = self.__dict__.get("_reference")
+        if cached is not None:
+            return cached
         ref: dict[int, object] = {}
         for item_id in set(self.human) | set(self.gold):
             if item_id in self.gold:
                 ref[item_id] = self.gold[item_id]
                 continue
-            value = majority(list(self.human[item_id].values()))
+            value = _majority(list(self.human[item_id].values()))
             if value is not None:
                 ref[item_id] = value
+        self.__dict__["_reference"] = ref
         return ref
 
     def ratings_matrix(self) -> tuple[list[int], list[list[object]]]:
@@ -58,15 +62,40 @@ class CriterionData:
         return items, [[self.human[i].get(a) for a in self.annotators] for i in items]
 
 
-def _read(scale: dict, text: str):
-    try:
-        return scales.coerce_value(scale, text)
-    except ValueError:
-        return None  # stored under another scale's rules; cannot happen for matching signatures
+def _majority(values: list):
+    # The usual cases (one to three annotators) without building a Counter per item.
+    if len(values) == 1:
+        return values[0]
+    if len(values) == 2:
+        return values[0] if values[0] == values[1] else None
+    if len(values) == 3:
+        a, b, c = values
+        if a == b or a == c:
+            return a
+        return b if b == c else None
+    return majority(values)
+
+
+def _read(scale: dict, text: str, _cache: dict = {}):  # noqa: B006 (a deliberate memo)
+    """A stored text as a value of the scale; texts repeat, so each (scale, text) is read once."""
+    key = (scales.scale_signature(scale), text)
+    if key not in _cache:
+        try:
+            _cache[key] = scales.coerce_value(scale, text)
+        except ValueError:
+            _cache[key] = None  # stored under another scale's rules
+        if len(_cache) > 100_000:
+            _cache.clear()
+    return _cache[key]
 
 
 def load_criteria(version: RubricVersion, dataset: Dataset) -> list[CriterionData]:
-    """All criteria's labels in two queries (labels, gold), whatever the number of criteria."""
+    """All criteria's labels in two queries (labels, gold), whatever the number of criteria.
+
+    Plain fetches, not .iterator(): on PostgreSQL a server-side cursor makes the planner favour
+    fast-start plans, and with fresh statistics after a big import that meant minutes instead of
+    a fifth of a second for 150,000 labels (measured in benchmarks/bench_calibration.py).
+    """
     criteria = version_content(version)["criteria"]
     by_key = {
         c["key"]: CriterionData(criterion=c, annotators=[], human={}, gold={}) for c in criteria
@@ -76,7 +105,7 @@ def load_criteria(version: RubricVersion, dataset: Dataset) -> list[CriterionDat
     rows = HumanLabel.objects.filter(
         item__dataset=dataset, criterion_key__in=list(by_key)
     ).values_list("criterion_key", "scale_signature", "item_id", "annotator", "value")
-    for key, signature, item_id, annotator, text in rows.iterator(chunk_size=20000):
+    for key, signature, item_id, annotator, text in rows:
         if signatures[key] != signature:
             continue  # a label made on another scale of this key: not comparable
         target = by_key[key]
@@ -99,7 +128,7 @@ def attach_judge(data: list[CriterionData], run: JudgeRun) -> None:
     by_key = {d.key: d for d in data}
     rows = Verdict.objects.filter(run=run).values_list(
         "criterion_key", "item_id", "value", "mean", "spread", "flag", "n_samples")
-    for key, item_id, text, mean, spread, flag, n in rows.iterator(chunk_size=20000):
+    for key, item_id, text, mean, spread, flag, n in rows:
         target = by_key.get(key)
         if target is None:
             continue
@@ -122,7 +151,7 @@ def order_answers(run: JudgeRun) -> dict[str, list[tuple[int, int, str, str]]]:
     pairs: dict[tuple[str, int, int], dict[str, str]] = {}
     rows = Judgment.objects.filter(run=run, status=JudgmentStatus.DONE).exclude(order="")
     for key, item_id, sample, order, value in rows.values_list(
-            "criterion_key", "item_id", "sample", "order", "value").iterator(chunk_size=20000):
+            "criterion_key", "item_id", "sample", "order", "value"):
         pairs.setdefault((key, item_id, sample), {})[order] = value
     out: dict[str, list[tuple[int, int, str, str]]] = {}
     for (key, item_id, sample), orders in pairs.items():

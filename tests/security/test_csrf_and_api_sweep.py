@@ -1,0 +1,104 @@
+"""CSRF on every write, and the API walked as outsider and labeller (issue: security sweep)."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from apps.projects.models import Role
+from apps.projects.services import token_create
+from tests.factories import MembershipFactory, UserFactory
+from tests.test_url_sweep import PATTERNS, _snapshot, _url
+from tests.world import build_world
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def world(personas):
+    return build_world(personas.project, owner=personas.owner, member=personas.editor)
+
+
+@pytest.mark.parametrize("name,route", PATTERNS)
+def test_every_write_without_a_csrf_token_is_refused(personas, world, name, route):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(personas.owner)
+    before = _snapshot(world.project)
+    response = client.post(_url(name, route, world.kwargs()), {"note": "x", "name": "x",
+                                                                "text": "x", "role": "owner"})
+    assert response.status_code == 403, (name, response.status_code)
+    assert _snapshot(world.project) == before
+
+
+def test_an_htmx_write_with_the_page_token_is_accepted(personas, world):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(personas.owner)
+    page = client.get(reverse("rubric_detail", args=[world.project.slug, world.rubric.slug]))
+    token = page.context["csrf_token"]
+    assert f'"X-CSRFToken": "{token}"' in page.content.decode()  # hx-headers on <body>
+    response = client.post(
+        reverse("criterion_move", args=[world.project.slug, world.rubric.slug,
+                                        world.criterion.pk]),
+        {"direction": "down"}, HTTP_X_CSRFTOKEN=str(token), HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+
+
+def _api_calls(world) -> list[tuple[str, str, dict]]:
+    slug = world.project.slug
+    base = f"/api/v1/projects/{slug}"
+    return [
+        ("get", f"{base}/rubrics", {}),
+        ("get", f"{base}/rubrics/{world.rubric.slug}/yaml", {}),
+        ("get", f"{base}/datasets", {}),
+        ("get", f"{base}/runs/{world.run.pk}", {}),
+        ("get", f"{base}/rubrics/{world.rubric.slug}/calibration?dataset={world.dataset.name}",
+         {}),
+        ("post", f"{base}/runs/{world.run.pk}/cancel", {}),
+        ("post", f"{base}/runs", {"rubric": world.rubric.slug, "dataset": world.dataset.name,
+                                  "model": "openai/x"}),
+        ("post", f"{base}/exports", {"run": world.run.pk, "format": "json", "force": True}),
+        ("get", f"/api/v1/exports/{world.export.pk}/bundle.zip", {}),
+    ]
+
+
+def _call(client, method, path, body, token):
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    if method == "get":
+        return client.get(path, **headers)
+    return client.post(path, body, content_type="application/json", **headers)
+
+
+def test_the_api_is_404_to_a_token_of_another_project(personas, world):
+    other_owner = UserFactory(username="other-api")
+    MembershipFactory(project=personas.other_project, user=other_owner, role=Role.OWNER)
+    _, token = token_create(user=other_owner, project=personas.other_project, name="t")
+    before = _snapshot(world.project)
+    for method, path, body in _api_calls(world):
+        response = _call(Client(), method, path, body, token)
+        assert response.status_code == 404, (method, path, response.status_code)
+    assert _snapshot(world.project) == before
+
+
+def test_the_api_is_403_to_a_labellers_token(personas, world):
+    _, token = token_create(user=personas.labeller, project=world.project, name="t")
+    before = _snapshot(world.project)
+    for method, path, body in _api_calls(world):
+        response = _call(Client(), method, path, body, token)
+        assert response.status_code == 403, (method, path, response.status_code)
+    assert _snapshot(world.project) == before
+
+
+def test_the_api_is_401_without_credentials(world):
+    for method, path, body in _api_calls(world):
+        response = getattr(Client(), method)(path, body, content_type="application/json") \
+            if method == "post" else Client().get(path)
+        assert response.status_code == 401, (method, path, response.status_code)
+
+
+def test_a_session_api_write_needs_the_csrf_token(personas, world):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(personas.owner)
+    response = client.post(f"/api/v1/projects/{world.project.slug}/runs/{world.run.pk}/cancel",
+                           {}, content_type="application/json")
+    assert response.status_code == 403
