@@ -1,0 +1,70 @@
+"""axe-core on the main pages: no serious or critical findings; fields labelled; focus visible."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from tests.e2e.axe import serious_violations
+from tests.world import build_world
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def world(personas):
+    return build_world(personas.project, owner=personas.owner, member=personas.editor)
+
+
+def _main_pages(w) -> list[str]:
+    slug = w.project.slug
+    return [
+        reverse("project_list"),
+        reverse("project_home", args=[slug]),
+        reverse("member_list", args=[slug]),
+        reverse("rubric_list", args=[slug]),
+        reverse("rubric_detail", args=[slug, w.rubric.slug]),
+        reverse("criterion_new", args=[slug, w.rubric.slug]),
+        reverse("version_compare", args=[slug, w.rubric.slug]),
+        reverse("dataset_list", args=[slug]),
+        reverse("dataset_upload", args=[slug]),
+        reverse("dataset_detail", args=[slug, w.dataset.pk]),
+        reverse("item_detail", args=[slug, w.dataset.pk, w.item.pk]),
+        reverse("run_list", args=[slug]),
+        reverse("run_start", args=[slug]),
+        reverse("run_detail", args=[slug, w.run.pk]),
+        reverse("calibration_dashboard", args=[slug, w.rubric.slug])
+        + f"?dataset={w.dataset.pk}&judge={w.imported_run.pk}",
+        reverse("export_list", args=[slug]),
+        reverse("export_create", args=[slug]),
+    ]
+
+
+def test_main_pages_have_no_serious_accessibility_findings(world, watched):
+    watched.sign_in("owner")
+    findings = {}
+    for path in _main_pages(world):
+        assert watched.goto(path).status == 200, path
+        watched.page.wait_for_timeout(200)
+        found = serious_violations(watched.page)
+        if found:
+            findings[path] = found
+    assert findings == {}
+
+
+def test_sign_in_page_is_accessible_and_keyboard_usable(watched):
+    watched.goto("/accounts/login/")
+    assert serious_violations(watched.page) == []
+    page = watched.page
+    # Everything reachable by keyboard: Tab reaches the fields and the button, with a visible
+    # focus indicator (the outline our stylesheet gives :focus-visible).
+    reached = []
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        reached.append(page.evaluate("document.activeElement.name || document.activeElement"
+                                     ".textContent.trim()"))
+    assert "username" in reached and "password" in reached
+    page.focus("input[name=username]")
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle + ' ' + "
+                            "getComputedStyle(document.activeElement).boxShadow")
+    assert outline.strip() not in ("none none", "")
