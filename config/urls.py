@@ -13,8 +13,10 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("", include("apps.projects.urls")),
     path("", include("apps.rubrics.urls")),
+    path("", include("apps.intake.urls")),
     path("", include("apps.datasets.urls")),
     path("", include("apps.judging.urls")),
+    path("", include("apps.labeling.urls")),
     path("", include("apps.calibration.urls")),
     path("", include("apps.exports.urls")),
 ]

@@ -6,7 +6,6 @@ P = "p/<slug:slug>/datasets/"
 
 urlpatterns = [
     path(P, views.dataset_list, name="dataset_list"),
-    path(P + "upload/", views.dataset_upload, name="dataset_upload"),
     path(P + "<int:dataset_id>/", views.dataset_detail, name="dataset_detail"),
     path(P + "<int:dataset_id>/items/<int:item_id>/", views.item_detail, name="item_detail"),
 ]
