@@ -16,7 +16,6 @@ urlpatterns = [
     path("", include("apps.intake.urls")),
     path("", include("apps.datasets.urls")),
     path("", include("apps.judging.urls")),
-    path("", include("apps.labeling.urls")),
     path("", include("apps.calibration.urls")),
     path("", include("apps.exports.urls")),
 ]
