@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test install install-dev migrate demo bench lint fakellm clean
+.PHONY: run test install install-dev install-trl migrate demo bench lint fakellm clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,23 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(VENV)/.installed $@
 
+# TRL for the GRPO test of exported bundles, kept out of `make run`. torch goes in first, as the
+# CPU wheel of one pinned version (it lies in /opt/wheels on our machines, which pip finds through
+# PIP_FIND_LINKS); trl then installs with torch pinned by a constraints file, because any other
+# torch requirement would pull a multi-gigabyte CUDA build.
+TORCH_VERSION := 2.13.0
+TORCH_WHEELS ?= /opt/wheels
+TORCH_SPEC := torch==$(TORCH_VERSION)$(if $(wildcard $(TORCH_WHEELS)/torch-$(TORCH_VERSION)+cpu-*.whl),+cpu)
+$(VENV)/.installed-trl: pyproject.toml | $(VENV)/.installed-dev
+	@echo "installing torch ($(TORCH_SPEC)) and the trl group: about a minute, once"
+	$(BIN)/python -m pip install --quiet $(if $(wildcard $(TORCH_WHEELS)),--find-links $(TORCH_WHEELS)) "$(TORCH_SPEC)"
+	printf 'torch==$(TORCH_VERSION)\n' > $(VENV)/torch-constraint.txt
+	$(BIN)/python -m pip install --quiet -c $(VENV)/torch-constraint.txt -e ".[dev,trl]"
+	touch $@
+
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
+install-trl: $(VENV)/.installed-trl
 
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
@@ -33,8 +48,9 @@ demo: migrate
 run: demo
 	DEBUG=$${DEBUG:-1} $(BIN)/python -m tools.run_local
 
-## The whole test suite (PostgreSQL and Redis when DATABASE_URL / CELERY_BROKER_URL say so).
-test: install-dev
+## The whole test suite (PostgreSQL and Redis when DATABASE_URL / CELERY_BROKER_URL say so),
+## with TRL for the GRPO test of exported bundles.
+test: install-dev install-trl
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Benchmarks: each prints `BENCH <name> value=... unit=... bound=... ratio=...` last.

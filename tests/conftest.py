@@ -84,6 +84,12 @@ def demo_loaded(django_db_setup, django_db_blocker):
     from apps.projects.models import Project
 
     with django_db_blocker.unblock():
+        from django.db import connection
+
+        # Without a db-marked test in the module pytest-django may not have switched to the
+        # test database yet: never load (and later delete) the demo in a real database.
+        name = str(connection.settings_dict["NAME"])
+        assert "test" in name.rsplit("/", 1)[-1], f"refusing to load the demo into {name}"
         out = io.StringIO()
         call_command("load_demo", stdout=out)
         yield out.getvalue()

@@ -34,6 +34,9 @@ class Export(models.Model):
     forced = models.BooleanField(default=False)
     content_hash = models.CharField(max_length=64)
     report = models.JSONField()
+    # The calibration numbers of the list page, per weighted criterion: key, n, kappa and its
+    # interval (the report itself can be large; the list does not load it).
+    summary = models.JSONField(default=list, blank=True)
     filename = models.CharField(max_length=200)
     artifact = models.BinaryField()
     artifact_sha256 = models.CharField(max_length=64)

@@ -54,11 +54,12 @@ def render_readme(*, run, report, model: dict, name: str, calibrated: bool,
         "",
         "```sh",
         "pip install litellm",
-        "python reward.py check        # verifies judge.json against reward.py",
+        "python reward.py check        # verifies judge.json against reward.py (exit 2 if not)",
         "```",
         "",
         f"The key comes from the environment: {key_line}. "
-        "Optional: `RUBRICLAB_CONCURRENCY` (calls in flight, default "
+        "Optional: `RUBRICLAB_API_BASE` (the same model at another address), "
+        "`RUBRICLAB_CONCURRENCY` (calls in flight, default "
         f"{model['concurrency']}), `RUBRICLAB_TIMEOUT_S`, `RUBRICLAB_MAX_ATTEMPTS` (retries of "
         "429 / 5xx / timeouts), `RUBRICLAB_REWARD_FALLBACK` (the reward on a judge failure; "
         "default: None for TRL, 0.0 for verl and OpenRLHF). Failures are counted in "
@@ -92,7 +93,8 @@ def render_readme(*, run, report, model: dict, name: str, calibrated: bool,
         "                      train_dataset=dataset)",
         "```",
         "",
-        f"Logged as `rewards/{name}/mean`. Works with standard (strings) and conversational "
+        f"Logged as `rewards/{name}/mean`, with the share of judge failures as "
+        f"`{name}/judge_failures`. Works with standard (strings) and conversational "
         "(message lists) datasets; extra dataset columns arrive as keyword arguments"
         + (f" (the reference column is `{judge['pairwise']['reference_column']}`)."
            if judge["rubric"]["mode"] == "pairwise" else ".")

@@ -34,6 +34,44 @@ def load_spec(path=JUDGE_JSON):
     return json.loads(raw.decode("utf-8"))
 
 
+# Refused when loaded: a trainer that imports a bundle with a missing or altered judge.json
+# stops at once with the reason, not at its first reward.
+try:
+    SPEC = load_spec()
+except BundleError as _error:
+    if __name__ == "__main__":
+        sys.stderr.write(f"error: {_error}\n")
+        raise SystemExit(2) from None
+    raise
+
+
+_LITELLM = None
+
+
+def _litellm():
+    """litellm, imported on the first call (it takes seconds), told to keep prompts to itself."""
+    global _LITELLM
+    if _LITELLM is None:
+        import litellm
+
+        litellm.telemetry = False
+        litellm.suppress_debug_info = True
+        litellm.turn_off_message_logging = True
+        # As in the app (apps/judging/provider.py): a sampling parameter the model does not take
+        # is dropped, not an error that would fail every call of the bundle but none of the run.
+        litellm.drop_params = True
+        _LITELLM = litellm
+    return _LITELLM
+
+
+def _missing_keys(litellm, model, api_base):
+    try:
+        report = litellm.validate_environment(model=model, api_base=api_base or None)
+    except Exception:  # an unknown provider prefix: the first call will say so
+        return []
+    return list(report.get("missing_keys") or [])
+
+
 def _classify(exc):
     """(kind, transient, retry_after) for an exception raised by litellm."""
     names = {cls.__name__ for cls in type(exc).__mro__}
@@ -66,7 +104,7 @@ class Judge:
 
     def __init__(self, spec=None, *, concurrency=None, max_attempts=None, timeout_s=None,
                  fallback=None, cache_size=100_000):
-        self.spec = spec if spec is not None else load_spec()
+        self.spec = spec if spec is not None else SPEC
         model = self.spec["model"]
         env = os.environ.get
         self.concurrency = int(concurrency or env("RUBRICLAB_CONCURRENCY") or model["concurrency"])
@@ -78,9 +116,14 @@ class Judge:
         self.pairwise = self.spec["rubric"]["mode"] == "pairwise"
         self.cache = collections.OrderedDict()
         self.cache_size = cache_size
+        # Whole results by item: a completion scored once is not rendered, hashed and parsed
+        # again (GRPO scores repeated completions; TRL may hand the same batch to a sync and an
+        # async function). Only successes are kept, so a failure is asked again next time.
+        self.memo = {}
         self.stats = {"calls": 0, "cache_hits": 0, "retries": 0, "failures": 0, "scored": 0}
         self._semaphores = {}
         self._lock = threading.Lock()
+        self._settings = None
 
     # -- one model call ------------------------------------------------------------------
     def _semaphore(self):
@@ -90,6 +133,27 @@ class Judge:
             if sem is None:
                 sem = self._semaphores[loop] = asyncio.Semaphore(self.concurrency)
             return sem
+
+    def _call_settings(self, litellm):
+        """What every call sends besides the messages, as the app's provider client sends it:
+        no retries inside litellm or the openai client (ours count and honour Retry-After)."""
+        if self._settings is None:
+            model = self.spec["model"]
+            settings = {"model": model["model"], "temperature": model["temperature"],
+                        "max_tokens": model["max_tokens"], "timeout": self.timeout_s,
+                        "num_retries": 0, "max_retries": 0}
+            # The same model served at another address (the trainer's network).
+            api_base = os.environ.get("RUBRICLAB_API_BASE") or model.get("api_base")
+            if api_base:
+                settings["api_base"] = api_base
+                if os.environ.get("RUBRICLAB_API_KEY"):
+                    settings["api_key"] = os.environ["RUBRICLAB_API_KEY"]
+                elif _missing_keys(litellm, model["model"], api_base):
+                    # A self-hosted OpenAI-compatible server often needs no key, but the client
+                    # insists on one: a placeholder, never another provider's key.
+                    settings["api_key"] = "no-key-needed"
+            self._settings = settings
+        return self._settings
 
     async def _complete(self, messages, criterion, sample):
         model = self.spec["model"]
@@ -101,15 +165,8 @@ class Judge:
             self.cache.move_to_end(key)
             self.stats["cache_hits"] += 1
             return key, self.cache[key]
-        import litellm
-
-        kwargs = {"model": model["model"], "messages": messages,
-                  "temperature": model["temperature"], "max_tokens": model["max_tokens"],
-                  "timeout": self.timeout_s, "num_retries": 0}
-        if model.get("api_base"):
-            kwargs["api_base"] = model["api_base"]
-            kwargs.setdefault("api_key", os.environ.get("RUBRICLAB_API_KEY") or
-                              os.environ.get("OPENAI_API_KEY") or "no-key-needed")
+        litellm = _litellm()
+        kwargs = {**self._call_settings(litellm), "messages": messages}
         if schema:
             kwargs["response_format"] = prompting.response_schema(criterion)
         attempt = 0
@@ -165,36 +222,40 @@ class Judge:
                      for c, v in zip(self.criteria, values)) / total
         return reward, {c["key"]: v for c, v in zip(self.criteria, values)}
 
+    def _remember(self, key, result):
+        memo = self.memo
+        if len(memo) >= self.cache_size:
+            memo.pop(next(iter(memo), None), None)  # the oldest entry
+        memo[key] = result
+
     async def _safe(self, item):
+        """(reward, detail); on a judge failure (fallback, {"judge_failed": True, "error"})."""
+        key = _item_key(item)
+        hit = self.memo.get(key)
+        if hit is not None:
+            self.stats["cache_hits"] += 1
+            return hit
         try:
-            reward, detail = await self.score_item(item)
+            result = await self.score_item(item)
             self.stats["scored"] += 1
-            return reward, detail
-        except JudgeFailure:
+            self._remember(key, result)
+            return result
+        except JudgeFailure as exc:
             self.stats["failures"] += 1
-            return self.fallback, {}
+            return self.fallback, {"judge_failed": True, "error": str(exc)[:300]}
 
     # -- the three ways to turn the judge into a reward ------------------------------------
-    async def score_pointwise(self, prompts, completions, references=None):
-        references = references or [""] * len(prompts)
-        items = [{"prompt": p, "response": c, "reference": r or ""}
-                 for p, c, r in zip(prompts, completions, references)]
-        return await asyncio.gather(*(self._safe(i) for i in items))
-
-    async def score_against_reference(self, prompts, completions, references):
-        """Pairwise: each completion (as A) against its reference (as B), both orders:
-        win 1, tie 0.5, loss 0 (weighted over criteria)."""
-        items = [{"prompt": p, "response_a": c, "response_b": r or "", "reference": r or ""}
-                 for p, c, r in zip(prompts, completions, references)]
-        return await asyncio.gather(*(self._safe(i) for i in items))
-
+    # Pointwise: the weighted rubric score of each completion. Pairwise against a reference:
+    # each completion (as A) against its reference (as B), both orders, win 1, tie 0.5,
+    # loss 0 (weighted over criteria); see `items`. Pairwise within the group: below.
     async def score_in_groups(self, prompts, completions):
         """Pairwise: each completion's win rate against the other completions of its prompt
         (round robin, both orders), for group-relative advantages (GRPO)."""
         groups = collections.OrderedDict()
         for index, prompt in enumerate(prompts):
             groups.setdefault(prompt, []).append(index)
-        out = [(self.fallback, {})] * len(prompts)
+        out = [(self.fallback, {"judge_failed": True, "error": "no other completion of this "
+                                 "prompt to compare with"})] * len(prompts)
         for prompt, members in groups.items():
             if len(members) < 2:
                 continue
@@ -203,27 +264,66 @@ class Judge:
                 "prompt": prompt, "response_a": completions[i], "response_b": completions[j],
                 "reference": ""}) for i, j in pairs))
             wins = {i: [] for i in members}
-            for (i, j), (score, _) in zip(pairs, results):
-                if score is None:
+            for (i, j), (score, detail) in zip(pairs, results):
+                if detail.get("judge_failed"):
                     continue
                 wins[i].append(score)
                 wins[j].append(1.0 - score)
             for i in members:
-                out[i] = ((sum(wins[i]) / len(wins[i])) if wins[i] else self.fallback,
-                          {"comparisons": len(wins[i])})
+                out[i] = (((sum(wins[i]) / len(wins[i])), {"comparisons": len(wins[i])})
+                          if wins[i] else (self.fallback, {"judge_failed": True,
+                                                           "error": "every comparison failed"}))
         return out
 
-    async def rewards(self, prompts, completions, references=None):
+    def mode(self):
+        """"pointwise", or for a pairwise judge "reference" or "group"."""
         if not self.pairwise:
-            return await self.score_pointwise(prompts, completions, references)
-        mode = os.environ.get("RUBRICLAB_PAIRWISE_MODE") or self.spec["pairwise"]["default_mode"]
-        if mode == "group":
-            return await self.score_in_groups(prompts, completions)
+            return "pointwise"
+        return os.environ.get("RUBRICLAB_PAIRWISE_MODE") or self.spec["pairwise"]["default_mode"]
+
+    def items(self, prompts, completions, references=None):
+        """The items judged for pointwise and against-a-reference rewards."""
+        if not self.pairwise:
+            references = references or [""] * len(prompts)
+            return [{"prompt": p, "response": c, "reference": r or ""}
+                    for p, c, r in zip(prompts, completions, references)]
         if references is None:
             raise BundleError("this pairwise judge compares each completion with a reference: "
                               f"pass the '{REFERENCE_COLUMN}' column, or set "
                               "RUBRICLAB_PAIRWISE_MODE=group")
-        return await self.score_against_reference(prompts, completions, references)
+        return [{"prompt": p, "response_a": c, "response_b": r or "", "reference": r or ""}
+                for p, c, r in zip(prompts, completions, references)]
+
+    def cached(self, prompts, completions, references=None):
+        """The results when every item was scored before, without an event loop; else None."""
+        if self.mode() == "group":
+            return None
+        memo = self.memo
+        out = []
+        for item in self.items(prompts, completions, references):
+            hit = memo.get(_item_key(item))
+            if hit is None:
+                return None
+            out.append(hit)
+        self.stats["cache_hits"] += len(out)
+        return out
+
+    async def rewards(self, prompts, completions, references=None):
+        """[(reward, detail)] per completion."""
+        if self.mode() == "group":
+            return await self.score_in_groups(prompts, completions)
+        return list(await asyncio.gather(
+            *(self._safe(i) for i in self.items(prompts, completions, references))))
+
+    def rewards_sync(self, prompts, completions, references=None):
+        """The same for synchronous callers: from the memo at once when it has them all,
+        else on the background event loop."""
+        return (self.cached(prompts, completions, references)
+                or _BACKGROUND.run(self.rewards(prompts, completions, references)))
+
+
+def _item_key(item):
+    return tuple(item.get(name) or "" for name in prompting.ITEM_FIELDS)
 
 
 # -- a background event loop for the synchronous entry points ----------------------------
@@ -294,19 +394,34 @@ def reward_func(*args, **kwargs):
     return reward_func_trl(prompts, completions, **kwargs)
 
 
+def _failures(results):
+    return sum(1 for _, detail in results if detail.get("judge_failed"))
+
+
+def _log_failures(kwargs, results, name):
+    """TRL passes log_metric: the share of judge failures in the batch is logged beside the
+    reward (as <name>/judge_failures)."""
+    log_metric = kwargs.get("log_metric")
+    if callable(log_metric) and results:
+        log_metric(f"{name}/judge_failures", _failures(results) / len(results))
+
+
 def reward_func_trl(prompts, completions, **kwargs):
     """TRL reward function: one float (or None on a judge failure) per completion."""
     references = _references(kwargs, len(completions))
-    results = _BACKGROUND.run(get_judge().rewards(
-        [_text(p) for p in prompts], [_text(c) for c in completions], references))
+    results = get_judge().rewards_sync(
+        [_text(p) for p in prompts], [_text(c) for c in completions], references)
+    _log_failures(kwargs, results, REWARD_NAME)
     return [reward for reward, _ in results]
 
 
 async def async_reward_func(prompts, completions, **kwargs):
     """The same, as a coroutine: GRPOTrainer runs async reward functions concurrently."""
     references = _references(kwargs, len(completions))
-    results = await get_judge().rewards(
-        [_text(p) for p in prompts], [_text(c) for c in completions], references)
+    judge = get_judge()
+    texts = [_text(p) for p in prompts], [_text(c) for c in completions], references
+    results = judge.cached(*texts) or await judge.rewards(*texts)
+    _log_failures(kwargs, results, REWARD_NAME + "_async")
     return [reward for reward, _ in results]
 
 
@@ -325,13 +440,13 @@ def compute_score(data_source, solution_str, ground_truth, extra_info=None, **kw
     reference = None if ground_truth is None else [_text(ground_truth)]
     if judge.pairwise and reference is None:
         reference = [""]
-    [(reward, detail)] = _BACKGROUND.run(judge.rewards([prompt], [_text(solution_str)],
-                                                       reference))
-    failed = reward is None
+    [(reward, detail)] = judge.rewards_sync([prompt], [_text(solution_str)], reference)
+    failed = bool(detail.get("judge_failed"))
     score = float(reward) if reward is not None else float(judge.fallback or 0.0)
     out = {"score": score, "judge_failed": failed}
     for key, value in detail.items():
-        out[f"criterion/{key}"] = value
+        if key not in ("judge_failed", "error"):
+            out[f"criterion/{key}"] = value
     return out
 
 
@@ -342,10 +457,10 @@ def reward_func_openrlhf(queries, prompts, labels):
                  for q, p in zip(queries, prompts)]
     judge = get_judge()
     references = [_text(x) for x in labels] if labels is not None else None
-    results = _BACKGROUND.run(judge.rewards([_text(p) for p in prompts], responses, references))
+    results = judge.rewards_sync([_text(p) for p in prompts], responses, references)
     fallback = float(judge.fallback or 0.0)
     rewards = [float(r) if r is not None else fallback for r, _ in results]
-    extra = {"judge_failures": float(sum(1 for r, _ in results if r is None))}
+    extra = {"judge_failures": float(_failures(results))}
     try:
         import torch
 
@@ -372,6 +487,10 @@ def serve(host="0.0.0.0", port=5000):
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+
+        # Headers and body go out as two writes: without this, Nagle's algorithm holds the
+        # body until the client's delayed ACK (40 ms on Linux) on a kept-alive connection.
+        disable_nagle_algorithm = True
 
         def log_message(self, fmt, *args):
             pass
@@ -401,8 +520,8 @@ def serve(host="0.0.0.0", port=5000):
                     completions = [_text(i.get("completion")) for i in items]
                     refs = [_text(i.get("reference")) for i in items]
                     has_refs = any("reference" in i for i in items)
-                    results = _BACKGROUND.run(judge.rewards(prompts, completions,
-                                                            refs if has_refs else None))
+                    results = judge.rewards_sync(prompts, completions,
+                                                 refs if has_refs else None)
                     self._send(200, {"rewards": [r for r, _ in results],
                                      "details": [d for _, d in results]})
                 else:
@@ -410,6 +529,7 @@ def serve(host="0.0.0.0", port=5000):
             except (ValueError, TypeError, KeyError, BundleError) as exc:
                 self._send(400, {"error": str(exc)})
 
+    _litellm()  # seconds of import before the first request, not during it
     server = ThreadingHTTPServer((host, port), Handler)
     print(f"RubricLab reward server for {REWARD_NAME} on http://{host}:{server.server_port}",
           flush=True)
@@ -436,13 +556,16 @@ def _main(argv=None):
     sc.add_argument("--reference")
     args = parser.parse_args(argv)
     if args.command == "check":
-        load_spec()
+        try:
+            load_spec()  # again: the file may have changed since this module was loaded
+        except BundleError as exc:
+            sys.stderr.write(f"error: {exc}\n")
+            return 2
         print(f"ok: {REWARD_NAME}, {'CALIBRATED' if CALIBRATED else 'UNCALIBRATED'}")
         return 0
     if args.command == "score":
         refs = [args.reference] if args.reference is not None else None
-        [(reward, detail)] = _BACKGROUND.run(get_judge().rewards([args.prompt],
-                                                                 [args.completion], refs))
+        [(reward, detail)] = get_judge().rewards_sync([args.prompt], [args.completion], refs)
         print(json.dumps({"reward": reward, "criteria": detail, "stats": get_judge().stats}))
         return 0 if reward is not None else 1
     serve(args.host, args.port)

@@ -71,6 +71,17 @@ def _artifact(fmt: str, run: JudgeRun, report: dict, model: dict, forced: bool,
     return f"{name}-{fmt}.zip" if fmt != ExportFormat.BUNDLE else f"{name}.zip", bundle.zip_bytes()
 
 
+def calibration_summary(report: dict) -> list[dict]:
+    """Per criterion that carries weight: key, n, kappa and its 95% interval."""
+    out = []
+    for key, c in report["criteria"].items():
+        if c["weight"] <= 0:
+            continue
+        low, high = c["kappa_ci95"] or (None, None)
+        out.append({"key": key, "n": c["n"], "kappa": c["kappa"], "low": low, "high": high})
+    return out
+
+
 def judge_export(*, run: JudgeRun, fmt: str, user=None, force: bool = False, model: str = "",
                  reference_column: str = "reference") -> Export:
     """Export a judge, refusing one that fails the gate unless `force` (then UNCALIBRATED)."""
@@ -89,7 +100,8 @@ def judge_export(*, run: JudgeRun, fmt: str, user=None, force: bool = False, mod
         project=project, run=run, rubric_version=run.rubric_version, judge_name=run.name,
         model=settings["model"], format=fmt, calibrated=bool(report["gate"]["passed"]),
         forced=force and not report["gate"]["passed"],
-        content_hash=run.rubric_version.content_hash, report=report, filename=filename,
+        content_hash=run.rubric_version.content_hash, report=report,
+        summary=calibration_summary(report), filename=filename,
         artifact=data, artifact_sha256=hashlib.sha256(data).hexdigest(), size=len(data),
         created_by=user,
     )

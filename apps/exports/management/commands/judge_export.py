@@ -25,7 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("--project", required=True)
         parser.add_argument("--rubric", required=True)
         parser.add_argument("--judge", required=True, help="run id or judge name")
-        parser.add_argument("--format", required=True, choices=ExportFormat.values)
+        parser.add_argument("--format", required=True, help=" | ".join(ExportFormat.values))
         parser.add_argument("--out", required=True,
                             help="a folder (bundle files) or a file (.zip for bundles)")
         parser.add_argument("--force", action="store_true",
@@ -35,6 +35,9 @@ class Command(BaseCommand):
         parser.add_argument("--reference-column", default="reference")
 
     def handle(self, *args, **opts):
+        if opts["format"] not in ExportFormat.values:  # here, not argparse: one line
+            raise CommandError(f"unknown format '{opts['format']}'; one of "
+                               f"{', '.join(ExportFormat.values)}")
         project = project_or_error(opts["project"])
         rubric = Rubric.objects.filter(project=project, slug=opts["rubric"]).first()
         if rubric is None:
@@ -62,6 +65,8 @@ class Command(BaseCommand):
         out = Path(opts["out"])
         zipped = export.filename.endswith(".zip")
         if zipped and out.suffix != ".zip":
+            if out.exists() and not out.is_dir():
+                raise CommandError(f"--out {out} is a file; give a folder or a .zip path")
             out.mkdir(parents=True, exist_ok=True)
             for name, data in unpack(export).items():
                 (out / name).write_bytes(data)

@@ -1,0 +1,181 @@
+"""The exported reward.py under load, against the fake provider through the real litellm client.
+Not a test; run ``.venv/bin/python -m benchmarks.bench_reward``.
+
+A bundle is exported by the app (a throwaway SQLite database in a temporary folder: one ordinal
+criterion, so one judge call per completion), then measured in a process that imports only the
+bundle, as a trainer would.
+
+Figures (BENCH lines):
+- reward_1000_s: reward_func over 1,000 distinct completions, fake latency 500 ms, concurrency
+  100. Bound 1000 x 0.5 / 100 = 5 s (the time the calls take back to back at that concurrency).
+- reward_cached_per_s: the same completions again, every answer from the in-process cache:
+  rewards per second, bound 20,000; ratio = bound / value (below 1 is better).
+- reward_http_overhead_ms: p95 latency of POST /score for one cached completion through
+  `python reward.py serve`, minus the p95 of the same direct reward_func call. Bound 10 ms.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+LATENCY_MS = 500
+COMPLETIONS = 1000
+CONCURRENCY = 100
+CACHED_ROUNDS = 20
+HTTP_REQUESTS = 400
+RUBRIC = {
+    "rubric": "bench-reward", "name": "Bench reward", "mode": "pointwise",
+    "description": "Answers to arithmetic questions.",
+    "criteria": [{"key": "correct", "weight": 1, "scale": {"type": "ordinal", "levels": [
+        {"value": i, "anchor": f"level {i}"} for i in range(1, 6)]}}],
+}
+
+
+def bench(name: str, value: float, unit: str, bound: float, ratio: float | None = None) -> None:
+    ratio = value / bound if ratio is None else ratio
+    print(f"BENCH {name} value={value:.3f} unit={unit} bound={bound:g} ratio={ratio:.3f}",
+          flush=True)
+
+
+def export_bundle(folder: Path, api_base: str) -> Path:
+    """Export a bundle with the app, into folder/<name>/; returns that folder."""
+    os.environ["DATABASE_URL"] = f"sqlite:///{folder / 'bench.sqlite3'}"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.base"
+    os.environ["CELERY_BROKER_URL"] = f"filesystem://{folder / 'broker'}"
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from apps.datasets.models import Dataset, Kind
+    from apps.exports.services import judge_export, unpack
+    from apps.judging.models import JudgeRun, RunKind, RunStatus
+    from apps.projects.models import Project
+    from apps.rubrics import content as content_mod
+    from apps.rubrics.services import rubric_import
+
+    project = Project.objects.create(slug="bench-reward", name="Bench reward")
+    _, version, _ = rubric_import(project=project, content=content_mod.validate(RUBRIC),
+                                  publish=True, note="bench")
+    dataset = Dataset.objects.create(project=project, name="bench", kind=Kind.POINTWISE)
+    run = JudgeRun.objects.create(project=project, rubric_version=version, dataset=dataset,
+                                  name="fake-judge", kind=RunKind.LIVE,
+                                  status=RunStatus.COMPLETED, model="openai/fake-judge",
+                                  api_base=api_base, concurrency=CONCURRENCY, timeout_s=30)
+    export = judge_export(run=run, fmt="bundle", force=True)  # no labels: not calibrated
+    bundle = folder / export.filename.removesuffix(".zip")
+    bundle.mkdir()
+    for name, data in unpack(export).items():
+        (bundle / name).write_bytes(data)
+    return bundle
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+
+
+def measure(bundle: str, control_url: str) -> None:
+    """Runs in a process of its own that imports only the bundle (and litellm)."""
+    import http.client
+
+    import httpx
+
+    sys.path.insert(0, bundle)
+    import reward
+
+    control = httpx.Client(base_url=control_url, timeout=10)
+    prompts = [f"Question {n}: what is {n} + {n}?" for n in range(COMPLETIONS)]
+    completions = [f"It is {2 * n}." for n in range(COMPLETIONS)]
+
+    # Warm up: litellm's import and its first client, outside the timing.
+    control.post("/_control", json={"latency_ms": 0})
+    assert reward.reward_func(prompts=["warm-up"], completions=["warm-up"]) != [None]
+    control.post("/_control", json={"latency_ms": LATENCY_MS})
+
+    began = time.perf_counter()
+    rewards = reward.reward_func(prompts=prompts, completions=completions)
+    elapsed = time.perf_counter() - began
+    failed = sum(1 for r in rewards if r is None)
+    print(f"reward_1000: {elapsed:.2f}s, {failed} failures, stats {reward.get_judge().stats}",
+          flush=True)
+    assert failed == 0
+    bench("reward_1000_s", elapsed, "s", COMPLETIONS * LATENCY_MS / 1000 / CONCURRENCY)
+
+    calls_before = reward.get_judge().stats["calls"]
+    began = time.perf_counter()
+    for _ in range(CACHED_ROUNDS):
+        again = reward.reward_func(prompts=prompts, completions=completions)
+    elapsed = time.perf_counter() - began
+    assert again == rewards and reward.get_judge().stats["calls"] == calls_before
+    per_s = CACHED_ROUNDS * COMPLETIONS / elapsed
+    bench("reward_cached_per_s", per_s, "rewards/s", 20000, ratio=20000 / per_s)
+
+    # HTTP: the server answers from its own cache, warmed by one batch first.
+    control.post("/_control", json={"latency_ms": 0})
+    server = subprocess.Popen([sys.executable, "reward.py", "serve", "--host", "127.0.0.1",
+                               "--port", "0"], cwd=bundle, stdout=subprocess.PIPE, text=True)
+    try:
+        line = server.stdout.readline()
+        port = int(line.rsplit(":", 1)[1])
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+        def post(items):
+            body = json.dumps({"items": items})
+            connection.request("POST", "/score", body=body,
+                               headers={"Content-Type": "application/json"})
+            response = connection.getresponse()
+            data = response.read()
+            assert response.status == 200, data
+            return json.loads(data)["rewards"]
+
+        n = HTTP_REQUESTS
+        assert post([{"prompt": p, "completion": c}
+                     for p, c in zip(prompts[:n], completions[:n], strict=True)]) == rewards[:n]
+        direct, through_http = [], []
+        for p, c, expected in zip(prompts[:n], completions[:n], rewards[:n], strict=True):
+            began = time.perf_counter()
+            assert reward.reward_func(prompts=[p], completions=[c]) == [expected]
+            direct.append(time.perf_counter() - began)
+            began = time.perf_counter()
+            assert post([{"prompt": p, "completion": c}]) == [expected]
+            through_http.append(time.perf_counter() - began)
+        added_ms = (p95(through_http) - p95(direct)) * 1000
+        print(f"http: p95 {p95(through_http) * 1000:.2f} ms, direct p95 "
+              f"{p95(direct) * 1000:.2f} ms", flush=True)
+        bench("reward_http_overhead_ms", added_ms, "ms", 10)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def main() -> int:
+    if len(sys.argv) == 4 and sys.argv[1] == "--measure":
+        measure(sys.argv[2], sys.argv[3])
+        return 0
+    os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+    from tools.fakellm.runner import running_fakellm
+
+    with tempfile.TemporaryDirectory(prefix="bench-reward-") as tmp, \
+            running_fakellm(latency_ms=0) as fake:
+        bundle = export_bundle(Path(tmp), fake.url)
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("DJANGO_", "DATABASE_URL"))}
+        env["PYTHONPATH"] = ""
+        proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_reward", "--measure",
+                               str(bundle), fake.base_url], cwd=ROOT, env=env)
+        return proc.returncode
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

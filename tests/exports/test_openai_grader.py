@@ -1,0 +1,130 @@
+"""OpenAI-style grader JSON from an export, validated by constructing openai-python's
+`openai.types.graders` models plus our own checks (`grader_problems`), since the SDK accepts
+unknown keys and types `multi.graders` as a single grader rather than a mapping."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from openai.types.graders import LabelModelGrader, MultiGrader, ScoreModelGrader
+
+from apps.exports.openai_grader import grader_problems
+from apps.exports.services import judge_export
+from apps.judging.models import JudgeRun, RunKind, RunStatus
+from apps.rubrics import content as content_mod
+from apps.rubrics.services import rubric_import
+from tests.factories import DatasetFactory
+from tests.judging.helpers import PAIRWISE, POINTWISE
+
+pytestmark = pytest.mark.django_db
+TAG_RE = re.compile(r"\{\{(.*?)\}\}")
+SINGLE = {
+    "rubric": "concise", "name": "Concise", "mode": "pointwise",
+    "description": "Short answers.",
+    "criteria": [
+        {"key": "concise", "weight": 1, "scale": {"type": "binary", "levels": [
+            {"value": 0, "anchor": "rambles"}, {"value": 1, "anchor": "to the point"}]}},
+        {"key": "tone", "weight": 0, "scale": {"type": "categorical", "levels": [
+            {"value": "warm"}, {"value": "cold"}]}},
+    ],
+}
+
+
+def grader_document(project, content: dict) -> dict:
+    _, version, _ = rubric_import(project=project, content=content_mod.validate(content),
+                                  publish=True, note="v1")
+    dataset = DatasetFactory(project=project, name=content["rubric"], kind=content["mode"])
+    run = JudgeRun.objects.create(project=project, rubric_version=version, dataset=dataset,
+                                  name="gpt-4.1-mini", kind=RunKind.IMPORTED,
+                                  status=RunStatus.COMPLETED, model="gpt-4.1-mini")
+    export = judge_export(run=run, fmt="openai", force=True)
+    assert export.filename.endswith(".openai.json")
+    return json.loads(bytes(export.artifact))
+
+
+def template_tags(grader: dict) -> set[str]:
+    return {tag.strip() for message in grader["input"]
+            for tag in TAG_RE.findall(message["content"])}
+
+
+def validate_score_model(grader: dict) -> ScoreModelGrader:
+    model = ScoreModelGrader.model_validate(grader)
+    assert model.range == [0, 1]
+    assert [m.role for m in model.input] == ["system", "user"]
+    assert template_tags(grader) <= {"item.prompt", "item.reference", "sample.output_text"}
+    assert "sample.output_text" in template_tags(grader)
+    return model
+
+
+def test_single_weighted_criterion_is_a_score_model(personas):
+    document = grader_document(personas.project, SINGLE)
+    grader = document["grader"]
+    assert grader["type"] == "score_model" and document["label_grader"] is None
+    validate_score_model(grader)
+    assert grader["model"] == "gpt-4.1-mini"
+    user = grader["input"][1]["content"]
+    assert "{{item.prompt}}" in user and "{{sample.output_text}}" in user
+    assert "to the point" in user  # the rubric's anchors are in the prompt
+    assert "0 (No) -> 0, 1 (Yes) -> 1" in user or "0 -> 0, 1 -> 1" in user
+    assert grader_problems(grader) == []
+    assert document["rubriclab"]["status"] == "UNCALIBRATED"
+
+
+def test_weighted_criteria_are_a_multi_grader_with_the_weights_in_its_formula(personas):
+    document = grader_document(personas.project, POINTWISE)
+    grader = document["grader"]
+    assert grader["type"] == "multi"
+    # The SDK types `graders` as one grader: validate the envelope with one of them in its
+    # place, then every sub-grader on its own.
+    subs = grader["graders"]
+    envelope = MultiGrader.model_validate({**grader, "graders": next(iter(subs.values()))})
+    assert envelope.calculate_output == grader["calculate_output"]
+    assert set(subs) == {"correct", "clear"}
+    for key, sub in subs.items():
+        assert sub["name"] == key
+        validate_score_model(sub)
+        assert "Levels and scores: 1 -> 0, 2 -> 0.25, 3 -> 0.5, 4 -> 0.75, 5 -> 1." in \
+            sub["input"][1]["content"]
+    # The formula is the weighted mean of the criterion scores (weights 2 and 1).
+    for correct, clear in ((1, 0), (0, 1), (0.5, 0.25), (1, 1)):
+        value = eval(grader["calculate_output"], {"__builtins__": {}},  # noqa: S307
+                     {"correct": correct, "clear": clear})
+        assert value == pytest.approx((2 * correct + clear) / 3)
+    assert grader_problems(grader) == []
+
+
+def test_pairwise_is_a_score_model_against_the_reference_and_a_label_model(personas):
+    document = grader_document(personas.project, PAIRWISE)
+    grader = document["grader"]
+    assert grader["type"] == "score_model"
+    validate_score_model(grader)
+    assert {"item.reference", "sample.output_text"} <= template_tags(grader)
+    assert "1 if A is better, 0.5 if neither is clearly better, 0 if B is better" in \
+        grader["input"][1]["content"]
+    label = document["label_grader"]
+    model = LabelModelGrader.model_validate(label)
+    assert set(model.passing_labels) <= set(model.labels)
+    assert template_tags(label) <= {"item.prompt", "item.reference", "sample.output_text"}
+    assert grader_problems(grader) == [] and grader_problems(label, "label_grader") == []
+
+
+def test_our_checks_catch_what_the_sdk_lets_through():
+    message = [{"role": "user", "content": "{{ item.prompt }} {{sample.output_text}} {{foo.x}}"}]
+    score = {"type": "score_model", "name": "s", "model": "m", "input": message,
+             "range": [1]}
+    ScoreModelGrader.model_validate(score)  # the SDK is content with both problems
+    problems = grader_problems(score)
+    assert any("namespace 'foo'" in p for p in problems)
+    assert any("range" in p for p in problems)
+    label = {"type": "label_model", "name": "l", "model": "m", "input": message[:0],
+             "labels": ["good", "bad"], "passing_labels": ["good", "great"]}
+    LabelModelGrader.model_validate(label)
+    assert grader_problems(label) == ["grader.passing_labels: must be among labels"]
+    good = {**score, "input": [{"role": "user", "content": "{{sample.output_text}}"}],
+            "range": [0, 1]}
+    multi = {"type": "multi", "name": "m", "graders": {"a": good, "b": good},
+             "calculate_output": "(2 * a + c) / 3"}
+    assert any("calculate_output" in p for p in grader_problems(multi))
+    assert grader_problems({**multi, "calculate_output": "(2 * a + b) / 3"}) == []
