@@ -20,8 +20,11 @@ LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking
                "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    # Module scope, not session: Playwright's sync API keeps an event loop running in this
+    # thread while it is open, and later tests that run their own loop (judge batches, reward
+    # bundles) must not find it there.
     from playwright.sync_api import sync_playwright
 
     if not os.path.exists(CHROMIUM):

@@ -29,7 +29,7 @@ def hostile_world(personas):
     world = build_world(personas.project, owner=personas.owner, member=personas.editor)
     Item.objects.filter(dataset=world.dataset).update(prompt=HOSTILE, response=HOSTILE,
                                                       reference=HOSTILE)
-    Rubric.objects.filter(pk=world.rubric.pk).update(name="Rubric " + HOSTILE[:150])
+    Rubric.objects.filter(pk=world.rubric.pk).update(name=("R " + HOSTILE)[:120])
     labels = HumanLabel.objects.filter(item__dataset=world.dataset)
     labels.update(comment=HOSTILE)
     HumanLabel.objects.filter(pk=labels.first().pk).update(annotator="ann<b>x</b>")
