@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -33,6 +34,7 @@ from apps.rubrics.models import RubricVersion
 from apps.rubrics.selectors import judge_spec, version_content
 
 TYPICAL_COMPLETION_TOKENS = 80
+_URL_RE = re.compile(r"^https?://[^\s/?#]+(/\S*)?$")
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,9 @@ def settings_errors(run_settings: RunSettings) -> dict[str, str]:
         errors["max_tokens"] = "From 1 to 32,000."
     if not 1 <= run_settings.timeout_s <= 3600:
         errors["timeout_s"] = "From 1 to 3,600 seconds."
+    if run_settings.api_base and not _URL_RE.match(run_settings.api_base):
+        # Said now, not as a run of connection errors on the workers.
+        errors["api_base"] = "An http:// or https:// URL, e.g. http://gpu-box:8000/v1."
     if run_settings.model.strip() and not run_settings.api_base:
         missing = provider.missing_keys(run_settings.model)
         if missing:
@@ -150,9 +155,10 @@ def _check_cap(project: Project, calls: int, *, what: str, advice: str,
     """Refuse to queue `calls` more model calls when the project's cap would be exceeded.
 
     Call inside a transaction: the project's row is locked, so two starts (or a start and a
-    resume) at the same moment take turns instead of both fitting under the cap.
+    resume) at the same moment take turns instead of both fitting under the cap. NO KEY: rows
+    that merely refer to the project (a dataset being uploaded) need not wait for the lock.
     """
-    locked = Project.objects.select_for_update().filter(pk=project.pk)
+    locked = Project.objects.select_for_update(no_key=True).filter(pk=project.pk)
     cap = locked.values_list("max_queued_calls", flat=True).first()
     queued = Judgment.objects.filter(run__project=project, run__status__in=ACTIVE_STATUSES,
                                      status=JudgmentStatus.PENDING).count()
@@ -284,7 +290,7 @@ def _lock_stopped(run: JudgeRun) -> None:
     """
     if run.kind != RunKind.LIVE:
         raise ValidationError("Imported verdicts cannot be run.")
-    status = JudgeRun.objects.select_for_update().filter(pk=run.pk).values_list(
+    status = JudgeRun.objects.select_for_update(no_key=True).filter(pk=run.pk).values_list(
         "status", flat=True).first()
     if status in ACTIVE_STATUSES:
         raise ValidationError("The run is still going: cancel it, or wait until it ends.")

@@ -174,21 +174,35 @@ class ProviderClient:
     """
 
     async def aclose(self) -> None:
-        """Stop litellm's background logging task on the running loop.
+        """Let litellm's background work on the running loop finish, then stop its logger.
 
-        litellm starts it on the first call and leaves it pending; when asyncio.run closes the
-        loop, the task is destroyed ("Task was destroyed but it is pending!" logged for every
-        batch) and its finalizer can run at any later point of the process.
+        After a call litellm leaves tasks behind (success hooks, which then start a logging
+        worker task). When asyncio.run closes the loop with them pending, they are destroyed
+        ("Task was destroyed but it is pending!") wherever the garbage collector next runs.
         """
+        def leftovers() -> list[asyncio.Task]:
+            current = asyncio.current_task()
+            return [t for t in asyncio.all_tasks() if t is not current and not t.done()
+                    and "litellm" in getattr(getattr(t.get_coro(), "cr_code", None),
+                                             "co_filename", "")]
+
+        # Best effort throughout: nothing of ours goes through these, and a batch must not
+        # fail because of them.
+        hooks = [t for t in leftovers() if "_worker_loop" not in repr(t.get_coro())]
+        if hooks:
+            await asyncio.wait(hooks, timeout=1.0)
         try:
-            from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
-        except ImportError:  # a litellm without it: nothing to stop
+            from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER as worker
+        except ImportError:  # a litellm without it: nothing more to stop
             return
-        try:
-            await asyncio.wait_for(GLOBAL_LOGGING_WORKER.flush(), timeout=1.0)
-        except Exception:  # best effort: nothing of ours is logged through it
-            pass
-        await GLOBAL_LOGGING_WORKER.stop(discard_pending=True, timeout=1.0)
+        if getattr(worker, "_bound_loop", None) is not asyncio.get_running_loop():
+            return  # not started on this loop (or on another thread's): not ours to stop
+        for step in (lambda: asyncio.wait_for(worker.flush(), timeout=1.0),
+                     lambda: worker.stop(discard_pending=True, timeout=1.0)):
+            try:
+                await step()
+            except Exception:
+                pass
 
     async def complete(self, messages: list[dict], settings: CallSettings, *,
                        response_format: dict | None = None) -> Completion:
@@ -204,10 +218,11 @@ class ProviderClient:
         }
         if settings.api_base:
             kwargs["api_base"] = settings.api_base
-            if missing_keys(settings.model, settings.api_base):
-                # A self-hosted OpenAI-compatible server (vLLM, Ollama) often needs no key, but
-                # the client insists on one; a placeholder is sent, never a real key.
-                kwargs["api_key"] = "no-key-needed"
+            # A server of the user's own (vLLM, Ollama, a proxy) gets RUBRICLAB_API_KEY, never
+            # the provider's key from the environment (OPENAI_API_KEY would otherwise go to
+            # whatever URL the run names); without one, a placeholder, as such servers often
+            # need no key but the client insists on sending one.
+            kwargs["api_key"] = os.environ.get("RUBRICLAB_API_KEY") or "no-key-needed"
         if response_format is not None:
             kwargs["response_format"] = response_format
         started = time.perf_counter()

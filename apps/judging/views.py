@@ -81,9 +81,7 @@ def run_start(request: HttpRequest, slug: str) -> HttpResponse:
                 return redirect("run_detail", slug=slug, run_id=run.pk)
         except ValidationError as exc:
             for field, errors in exc.message_dict.items():
-                target = {"version": "version", "dataset": "dataset", "subset": "subset",
-                          "model": "model"}.get(field)
-                form.add_error(target if target in form.fields else None, errors)
+                form.add_error(field if field in form.fields else None, errors)
     status = 422 if form.errors else 200
     template = "judging/run_start.html"
     estimate_errors = []

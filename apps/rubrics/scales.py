@@ -79,6 +79,8 @@ def coerce_value(scale: dict, raw):
     allowed = allowed_values(scale)
     if kind in (BINARY, ORDINAL):
         if isinstance(raw, bool):
+            if kind != BINARY:  # JSON true is yes/no, not level 1 of an ordinal scale
+                raise ValueError(f"{raw!r} is not one of the levels {allowed}")
             raw = int(raw)
         if isinstance(raw, str):
             text = raw.strip().lower()

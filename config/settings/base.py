@@ -135,6 +135,8 @@ LOGGING = {
         "LiteLLM Router": {"level": "WARNING"},
         "LiteLLM Proxy": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
+        # "No hostname was supplied" for the filesystem broker, on every command that sends.
+        "kombu.connection": {"level": "ERROR"},
     },
 }
 

@@ -92,6 +92,7 @@ def test_a_named_version_and_a_sample_of_items_are_used(world):
     ({}, ["--timeout", "0"], "timeout_s: From 1 to 3,600 seconds."),
     ({}, ["--wait", "--poll", "0"], "--poll 0.0: give seconds, more than 0 and up to 60"),
     ({"--model": ""}, [], "model: Name a litellm model"),
+    ({"--api-base": "gpu-box:8000"}, [], "api_base: An http:// or https:// URL"),
 ])
 def test_bad_input_is_refused_with_a_one_line_reason(world, overrides, extra, reason):
     assert reason in refused(*base_args(**overrides), *extra)
@@ -173,7 +174,7 @@ def test_wait_fails_when_the_run_is_cancelled(world, monkeypatch):
 
 
 # -- --wait, a real worker and the command as its own process -------------------------------
-def run_command(*args: str) -> subprocess.CompletedProcess:
+def run_command(*args: str, worker) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items() if key != "OPENAI_API_KEY"}
     env.update(WORKER_ENV)
     env.update({
@@ -185,15 +186,20 @@ def run_command(*args: str) -> subprocess.CompletedProcess:
     options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
     if "data_folder_in" in options:
         env["CELERY_FILESYSTEM_BROKER_DIR"] = os.path.dirname(options["data_folder_in"])
-    return subprocess.run([sys.executable, "manage.py", "judge_run", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    try:
+        return subprocess.run([sys.executable, "manage.py", "judge_run", *args], cwd=ROOT,
+                              env=env, capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"judge_run --wait did not return; stderr:\n{exc.stderr}\n"
+                             f"--- worker log ---\n{worker.output()[-4000:]}") from None
 
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_wait_on_a_worker_prints_one_json_object_and_exits_0(world, fake, start_worker):
-    start_worker()
-    done = run_command(*base_args(**{"--api-base": fake.url}), "--wait", "--poll", "0.2")
+    worker = start_worker()
+    done = run_command(*base_args(**{"--api-base": fake.url}), "--wait", "--poll", "0.2",
+                       worker=worker)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 1
@@ -211,8 +217,9 @@ def test_wait_on_a_worker_prints_one_json_object_and_exits_0(world, fake, start_
 @pytest.mark.django_db(transaction=True)
 def test_wait_on_a_worker_exits_non_zero_after_a_permanent_error(world, fake, start_worker):
     fake.control(api_key="sk-the-right-key-0123456789")
-    start_worker()
-    done = run_command(*base_args(**{"--api-base": fake.url}), "--wait", "--poll", "0.2")
+    worker = start_worker()
+    done = run_command(*base_args(**{"--api-base": fake.url}), "--wait", "--poll", "0.2",
+                       worker=worker)
     assert done.returncode == 1
     summary = json.loads(done.stdout.strip())
     assert summary["status"] == "failed"

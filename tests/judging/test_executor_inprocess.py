@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 
 import pytest
@@ -452,7 +451,8 @@ def test_a_permanent_error_stops_the_run_and_keeps_the_work_pending(personas, fa
 
 
 def test_keys_never_reach_the_database(personas, fake, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    # A server named by api_base gets RUBRICLAB_API_KEY (never the provider's own key).
+    monkeypatch.setenv("RUBRICLAB_API_KEY", SECRET)
     fake.control(api_key=SECRET)  # the key from the environment is what the fake accepts
     version, dataset = make_pointwise(personas.project, items=2)
     # A provider that echoes the key back in its answer (the fake repeats a directive's value).
@@ -471,6 +471,17 @@ def test_keys_never_reach_the_database(personas, fake, monkeypatch):
     texts = [str(row) for model in (JudgeRun, Judgment, CallCache, Verdict)
              for row in model.objects.values_list()]
     assert texts and not any(SECRET in text for text in texts)
+
+
+def test_a_custom_api_base_never_receives_the_providers_own_key(personas, fake, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    monkeypatch.delenv("RUBRICLAB_API_KEY", raising=False)
+    fake.control(api_key=SECRET)  # would accept the key if it were sent
+    version, dataset = make_pointwise(personas.project, items=1)
+    run = start(personas.project, version, dataset, fake)
+    run_all(run)
+    assert run.status == RunStatus.FAILED  # 401: a placeholder was sent, not OPENAI_API_KEY
+    assert "auth" in run.error_message
 
 
 # -- what the provider receives ------------------------------------------------------------------
@@ -543,4 +554,3 @@ def test_the_call_settings_are_sent_with_every_call(personas, fake):
         assert request["model"] == "fake-judge"
         assert request["temperature"] == 0.3
         assert request["max_tokens"] == 77
-    assert os.environ.get("OPENAI_API_KEY") is None

@@ -182,7 +182,9 @@ def test_a_dataset_of_another_project_is_refused(personas, pointwise):
 
 @pytest.mark.parametrize("field,value", [("samples", 0), ("samples", 21), ("concurrency", 0),
                                          ("temperature", 2.5), ("max_tokens", 0),
-                                         ("timeout_s", 0.5), ("model", "  ")])
+                                         ("timeout_s", 0.5), ("model", "  "),
+                                         ("api_base", "gpu-box:8000/v1"),
+                                         ("api_base", "ftp://gpu-box/v1")])
 def test_settings_out_of_range_are_refused(personas, pointwise, field, value):
     version, dataset = pointwise
     assert field in refusal(personas, version, dataset, **{field: value})

@@ -94,10 +94,19 @@ def test_an_unknown_model_is_permanent(fake, no_openai_key):
     assert "does-not-exist" in error.message
 
 
-def test_the_key_is_read_from_the_environment(fake, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+def test_the_key_for_a_custom_server_is_read_from_the_environment(fake, monkeypatch):
+    monkeypatch.setenv("RUBRICLAB_API_KEY", SECRET)
     fake.control(api_key=SECRET)
     assert call(fake).content
+
+
+def test_the_providers_own_key_never_goes_to_a_custom_server(fake, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    monkeypatch.delenv("RUBRICLAB_API_KEY", raising=False)
+    fake.control(api_key=SECRET)
+    with pytest.raises(ProviderError) as caught:
+        call(fake)
+    assert caught.value.kind == "auth" and caught.value.permanent
 
 
 def test_the_response_format_is_passed_through(fake, no_openai_key):
@@ -180,3 +189,20 @@ def test_backoff_grows_exponentially_and_is_capped():
 def test_an_hour_of_retry_after_is_capped_jitter_included():
     for _ in range(50):
         assert 30.0 <= provider.backoff_delay(1, 3600.0, base=0.5, cap=30.0) <= 30.0 * 1.25
+
+
+def test_closing_the_client_leaves_no_litellm_task_pending_on_the_loop(fake, no_openai_key):
+    # asyncio.run closes the loop after every batch; a task still pending on it is destroyed
+    # later ("Task was destroyed but it is pending!") wherever the garbage collector runs.
+    settings = CallSettings(model="openai/fake-judge", api_base=fake.url, timeout_s=5)
+
+    async def litellm_tasks_left(close: bool) -> list:
+        client = ProviderClient()
+        await client.complete(MESSAGES, settings)
+        if close:
+            await client.aclose()
+        return [t for t in asyncio.all_tasks() if not t.done()
+                and "litellm" in t.get_coro().cr_code.co_filename]
+
+    assert asyncio.run(litellm_tasks_left(close=False))
+    assert asyncio.run(litellm_tasks_left(close=True)) == []

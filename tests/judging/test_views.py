@@ -362,6 +362,16 @@ def test_the_start_form_names_the_missing_key(personas, world, monkeypatch):
     assert not JudgeRun.objects.exists()
 
 
+def test_a_bad_setting_is_shown_at_its_field(personas, world):
+    version, dataset = world
+    response = personas.client("owner").post(url("run_start"), start_data(
+        version, dataset, api_base="gpu-box:8000/v1"))
+    assert response.status_code == 422
+    assert ("API base: An http:// or https:// URL, e.g. http://gpu-box:8000/v1."
+            in response.content.decode())
+    assert not JudgeRun.objects.exists()
+
+
 def test_the_estimate_button_returns_the_estimate_partial(personas, world):
     version, dataset = world
     response = personas.client("owner").post(
