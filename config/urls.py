@@ -16,6 +16,7 @@ urlpatterns = [
     path("", include("apps.intake.urls")),
     path("", include("apps.datasets.urls")),
     path("", include("apps.judging.urls")),
+    path("", include("apps.labeling.urls")),
     path("", include("apps.calibration.urls")),
     path("", include("apps.exports.urls")),
 ]

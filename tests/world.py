@@ -1,5 +1,6 @@
 """A small but complete project for tests that walk every page: a rubric with a published
-version and a draft, a dataset with items, labels and an imported judge, a member and a token.
+version and a draft, a dataset with items, labels and an imported judge, a member and a token,
+and a labelling session assigned to every member (a labeller member has labelled the first item).
 """
 
 from __future__ import annotations
@@ -8,8 +9,10 @@ from dataclasses import dataclass
 
 from apps.exports.services import judge_export
 from apps.judging.models import JudgeRun, Judgment, JudgmentStatus, RunKind, RunStatus, Verdict
-from apps.labeling.models import HumanLabel, LabelSource
-from apps.projects.models import ApiToken, Membership
+from apps.labeling.claims import label_claim_next
+from apps.labeling.models import HumanLabel, LabelingSession, LabelSource
+from apps.labeling.services import label_submit, session_create
+from apps.projects.models import ApiToken, Membership, Role
 from apps.projects.services import token_create
 from apps.rubrics import content as content_mod
 from apps.rubrics.models import Criterion, Rubric
@@ -52,6 +55,7 @@ class World:
     membership: Membership
     token: ApiToken
     raw_token: str
+    session: LabelingSession | None = None
 
     def kwargs(self) -> dict:
         """Values for every URL parameter name used by the project's pages."""
@@ -68,6 +72,7 @@ class World:
             "judgment_id": self.judgment.pk,
             "note_id": self.note.pk,
             "export_id": self.export.pk,
+            "session_id": self.session.pk,
         }
 
 
@@ -100,8 +105,24 @@ def build_world(project, *, owner, member) -> World:
     export = judge_export(run=run, fmt="json", user=owner, force=True)
     membership = Membership.objects.get(project=project, user=member)
     token, raw = token_create(user=owner, project=project, name="ci")
+    session = _labelling_session(project, published, dataset, owner)
     return World(project=project, rubric=rubric, published=published, draft=draft,
                  criterion=criterion, dataset=dataset, item=items[0], run=run,
                  imported_run=imported, judgment=judgment, note=note, export=export,
                  membership=membership,
-                 token=token, raw_token=raw)
+                 token=token, raw_token=raw, session=session)
+
+
+def _labelling_session(project, version, dataset, owner) -> LabelingSession:
+    """A session over the dataset assigned to every member; a labeller member has labelled
+    the first item, so their history and edit pages have a row."""
+    members = Membership.objects.filter(project=project).select_related("user").order_by("pk")
+    session = session_create(project=project, version=version, dataset=dataset,
+                             name="first pass", overlap=1, assignees=[m.user for m in members],
+                             selection={"mode": "all"}, user=owner)
+    for m in members:
+        if m.role == Role.LABELLER:
+            claim = label_claim_next(session=session, user=m.user)
+            label_submit(session=session, user=m.user, assignment_id=claim.pk,
+                         values={"correct": 3, "safe": 1})
+    return session

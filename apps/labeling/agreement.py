@@ -69,7 +69,7 @@ def _load(session: LabelingSession, criteria: list[dict]) -> dict[str, dict[int,
     out: dict[str, dict[int, dict]] = {key: {} for key in by_key}
     rows = HumanLabel.objects.filter(session=session).values_list(
         "criterion_key", "scale_signature", "item_id", "annotator", "value")
-    for key, signature, item_id, annotator, text in rows.iterator(chunk_size=20000):
+    for key, signature, item_id, annotator, text in rows:
         criterion = by_key.get(key)
         if criterion is None or criterion["signature"] != signature:
             continue
@@ -153,7 +153,7 @@ def session_agreement(session: LabelingSession) -> list[CriterionAgreement]:
 def disagreements(session: LabelingSession) -> list[dict]:
     """Items of the session where its annotators disagree on a criterion (two or more labels,
     not all equal), for adjudication: [{"item_id", "key", "labels": [(annotator, value,
-    comment)]}], in pool order."""
+    comment)]}], in item order."""
     criteria = session_criteria(session)
     by_key = {c["key"]: c for c in criteria}
     found: dict[tuple[int, str], list] = {}

@@ -141,6 +141,10 @@ class SessionAssignee(models.Model):
                                 related_name="assignees")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
                              related_name="+")
+    # The annotator's own counts for the labelling screen, changed under this row's lock in
+    # the same transaction as the assignment (session pages count the assignments instead).
+    done_count = models.PositiveIntegerField(default=0)
+    skipped_count = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [

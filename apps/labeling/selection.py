@@ -87,7 +87,7 @@ def _reference(dataset: Dataset, criteria) -> dict[tuple[int, str], object]:
     votes: dict[tuple[int, str], list] = {}
     labels = HumanLabel.objects.filter(item__dataset=dataset, criterion_key__in=list(by_key))
     for item_id, key, signature, text in labels.values_list(
-            "item_id", "criterion_key", "scale_signature", "value").iterator(chunk_size=20000):
+            "item_id", "criterion_key", "scale_signature", "value"):
         scale, wanted = by_key[key]
         if signature == wanted:
             votes.setdefault((item_id, key), []).append(_read(scale, text))

@@ -16,6 +16,7 @@ from apps.labeling.models import (
     HumanLabel,
     LabelingSession,
     SessionAssignee,
+    SessionStatus,
 )
 from apps.projects.access import Need, ProjectAccess, get_project_for_user
 from apps.rubrics import scales
@@ -60,28 +61,43 @@ def get_session_for_user(
     return session, access
 
 
-def sessions_for_member(access: ProjectAccess, user, *, open_only: bool = False):
+def sessions_for_member(access: ProjectAccess, user):
     """Sessions this member may see: all for owners and editors, assigned ones otherwise."""
     sessions = LabelingSession.objects.filter(project=access.project).select_related(
         "rubric_version__rubric", "dataset")
     if not access.can_read:
         sessions = sessions.filter(assignees__user=user)
-    if open_only:
-        sessions = sessions.filter(status="open")
     return sessions
+
+
+def assigned_sessions(project, user, *, limit: int = 20) -> list[LabelingSession]:
+    """The open sessions this user labels in (the project home lists them)."""
+    return list(
+        LabelingSession.objects.filter(project=project, assignees__user=user,
+                                       status=SessionStatus.OPEN)
+        .select_related("rubric_version__rubric", "dataset")[:limit]
+    )
 
 
 # -- criteria ---------------------------------------------------------------------------------
 
+# Published versions never change (DESIGN.md), so their criteria are kept per process, keyed by
+# id and content hash (a hash names exactly one content, whatever database the id came from).
+_PUBLISHED_CRITERIA: dict[tuple[int, str], list[dict]] = {}
+
+
 def session_criteria(session: LabelingSession) -> list[dict]:
-    """The version's criteria as content, each with its scale signature; cached on the object
-    so one request reads them once."""
-    cached = getattr(session, "_criteria", None)
+    """The version's criteria as content, each with its scale signature, in order. Read once per
+    process for a published version, once per request otherwise. Callers must not change it."""
+    version = session.rubric_version
+    key = (version.pk, version.content_hash)
+    cached = _PUBLISHED_CRITERIA.get(key) if version.is_published and key[1] else None
     if cached is None:
-        cached = version_content(session.rubric_version)["criteria"]
+        cached = version_content(version)["criteria"]
         for criterion in cached:
             criterion["signature"] = scales.scale_signature(criterion["scale"])
-        session._criteria = cached
+        if version.is_published and key[1]:
+            _PUBLISHED_CRITERIA[key] = cached
     return cached
 
 
@@ -137,12 +153,9 @@ def sessions_progress(sessions: list[LabelingSession], *, only_user=None) -> lis
 
 def own_progress(session: LabelingSession, user) -> dict:
     """The annotator's own counts, for the labelling screen (never anyone else's)."""
-    rows = dict(
-        Assignment.objects.filter(session=session, user=user)
-        .values_list("status").annotate(n=Count("id")).order_by()
-    )
-    return {"done": rows.get(AssignmentStatus.DONE, 0),
-            "skipped": rows.get(AssignmentStatus.SKIPPED, 0)}
+    row = SessionAssignee.objects.filter(session=session, user=user).values_list(
+        "done_count", "skipped_count").order_by().first() or (0, 0)
+    return {"done": row[0], "skipped": row[1]}
 
 
 # -- one's own labels -----------------------------------------------------------------------

@@ -17,7 +17,15 @@ from django.db.models import F
 from django.utils import timezone
 
 from apps.datasets.models import Dataset
-from apps.labeling.claims import free_slots, lock_annotator
+from apps.labeling.claims import (
+    BUSY,
+    AnnotatorLock,
+    claim_locked,
+    free_slots,
+    live_claim,
+    lock_annotator,
+    retry_claim,
+)
 from apps.labeling.models import (
     Assignment,
     AssignmentStatus,
@@ -85,10 +93,15 @@ class SubmitResult:
     message: str = ""
 
 
-def _saved_values(assignment: Assignment, user) -> dict[str, str]:
-    return dict(HumanLabel.objects.filter(
-        session_id=assignment.session_id, item_id=assignment.session_item.item_id,
-        user=user).values_list("criterion_key", "value"))
+def _saved_values(assignment: Assignment, user, criteria: list[dict]) -> dict[str, str]:
+    """This annotator's stored labels of the claim's item on the session's criteria (made in
+    this session, or imported under the same name)."""
+    rows = HumanLabel.objects.filter(
+        item_id=assignment.session_item.item_id, annotator=user.get_username(),
+        criterion_key__in=[c["key"] for c in criteria],
+    ).values_list("criterion_key", "scale_signature", "value")
+    signatures = {c["key"]: c["signature"] for c in criteria}
+    return {key: value for key, signature, value in rows if signatures[key] == signature}
 
 
 def _locked_assignment(session, user, assignment_id: int) -> Assignment:
@@ -97,6 +110,69 @@ def _locked_assignment(session, user, assignment_id: int) -> Assignment:
         .select_related("session_item")
         .get(pk=assignment_id, session=session, user=user)
     )
+
+
+def _lock(session: LabelingSession, user) -> AnnotatorLock:
+    lock = lock_annotator(session, user)
+    if lock is None:
+        raise Assignment.DoesNotExist("Not an annotator of this session.")
+    return lock
+
+
+def _submit_locked(session: LabelingSession, user, lock: AnnotatorLock, *, assignment_id: int,
+                   values: dict, comment: str, sides: bool, now: datetime) -> SubmitResult:
+    """label_submit's work, inside the caller's transaction and under the annotator's lock."""
+    criteria = session_criteria(session)
+    assignment = _locked_assignment(session, user, assignment_id)
+    if assignment.status == AssignmentStatus.DONE:
+        return SubmitResult(ALREADY_SAVED, assignment,
+                            _saved_values(assignment, user, criteria),
+                            "Already saved: this item was submitted before.")
+    if not lock.session_open:
+        raise SessionClosed("This session is closed; labels can no longer be saved.")
+    if sides:
+        values = to_item_terms(criteria, values, assignment.shown_order)
+    cleaned = clean_values(criteria, values)
+    was = assignment.status
+    if was != AssignmentStatus.CLAIMED:
+        # The claim ended (expired or skipped) and gave its place back: take one again if the
+        # item still has room.
+        taken = SessionItem.objects.filter(
+            pk=assignment.session_item_id, active_count__lt=session.overlap,
+        ).update(active_count=F("active_count") + 1)
+        if not taken:
+            return SubmitResult(
+                REFUSED, assignment, {},
+                "Your claim on this item had expired and other annotators have labelled it "
+                "since; your answer was not saved. Here is the next item.")
+    labels = [
+        HumanLabel(
+            item_id=assignment.session_item.item_id, criterion_key=c["key"],
+            scale_signature=c["signature"], annotator=user.get_username(), user=user,
+            value=cleaned[c["key"]], comment=comment, source=LabelSource.SCREEN,
+            session=session, shown_order=assignment.shown_order,
+        )
+        for c in criteria
+    ]
+    outcome, message = SAVED, "Saved."
+    try:
+        with transaction.atomic():
+            HumanLabel.objects.bulk_create(labels)
+    except IntegrityError:
+        # This annotator already has labels of the item on some criteria (imported under the
+        # same name, or made in another session over the same items): the unique key keeps
+        # those; the others are stored now. Say so and show what is stored.
+        HumanLabel.objects.bulk_create(labels, ignore_conflicts=True)
+        outcome, message = ALREADY_SAVED, (
+            "Already saved: you had labelled this item before (imported or in another "
+            "session); those labels were kept.")
+    assignment.status = AssignmentStatus.DONE
+    assignment.submitted_at = now
+    assignment.comment = comment
+    assignment.save(update_fields=["status", "submitted_at", "comment"])
+    lock.add(done=1, skipped=-1 if was == AssignmentStatus.SKIPPED else 0)
+    stored = cleaned if outcome == SAVED else _saved_values(assignment, user, criteria)
+    return SubmitResult(outcome, assignment, stored, message)
 
 
 def label_submit(*, session: LabelingSession, user, assignment_id: int, values: dict,
@@ -112,53 +188,30 @@ def label_submit(*, session: LabelingSession, user, assignment_id: int, values: 
     Raises Assignment.DoesNotExist for a claim that is not this user's, ValidationError for
     bad values, SessionClosed when the session is closed.
     """
-    criteria = session_criteria(session)
-    now = now or timezone.now()
     with transaction.atomic():
-        lock_annotator(session, user)
-        assignment = _locked_assignment(session, user, assignment_id)
-        if assignment.status == AssignmentStatus.DONE:
-            return SubmitResult(ALREADY_SAVED, assignment, _saved_values(assignment, user),
-                                "Already saved: this item was submitted before.")
-        if not session.is_open:
-            raise SessionClosed("This session is closed; labels can no longer be saved.")
-        if sides:
-            values = to_item_terms(criteria, values, assignment.shown_order)
-        cleaned = clean_values(criteria, values)
-        if assignment.status != AssignmentStatus.CLAIMED:
-            # The claim ended (expired or skipped) and gave its place back: take one again if
-            # the item still has room.
-            taken = SessionItem.objects.filter(
-                pk=assignment.session_item_id, active_count__lt=session.overlap,
-            ).update(active_count=F("active_count") + 1)
-            if not taken:
-                return SubmitResult(
-                    REFUSED, assignment, {},
-                    "Your claim on this item had expired and other annotators have labelled "
-                    "it since; your answer was not saved. Here is the next item.")
-        labels = [
-            HumanLabel(
-                item_id=assignment.session_item.item_id, criterion_key=c["key"],
-                scale_signature=c["signature"], annotator=user.get_username(), user=user,
-                value=cleaned[c["key"]], comment=comment, source=LabelSource.SCREEN,
-                session=session, shown_order=assignment.shown_order,
-            )
-            for c in criteria
-        ]
-        outcome, message = SAVED, "Saved."
-        try:
-            with transaction.atomic():
-                HumanLabel.objects.bulk_create(labels)
-        except IntegrityError:
-            # Labels under this annotator name exist already (imported under the same name):
-            # the unique key keeps the first ones; say so and show them.
-            outcome, message = ALREADY_SAVED, "Already saved: labels of yours exist already."
-        assignment.status = AssignmentStatus.DONE
-        assignment.submitted_at = now
-        assignment.comment = comment
-        assignment.save(update_fields=["status", "submitted_at", "comment"])
-    stored = cleaned if outcome == SAVED else _saved_values(assignment, user)
-    return SubmitResult(outcome, assignment, stored, message)
+        lock = _lock(session, user)
+        return _submit_locked(session, user, lock, assignment_id=assignment_id, values=values,
+                              comment=comment, sides=sides, now=now or timezone.now())
+
+
+def label_submit_and_next(*, session: LabelingSession, user, assignment_id: int,
+                          values: dict, comment: str = "", sides: bool = False,
+                          ) -> tuple[SubmitResult, Assignment | None, dict]:
+    """label_submit, then the annotator's next claim, in one transaction (one commit, one
+    lock): what the labelling screen does on Enter. Returns (result, next claim or None, the
+    annotator's own counts)."""
+    now = timezone.now()
+    with transaction.atomic():
+        lock = _lock(session, user)
+        result = _submit_locked(session, user, lock, assignment_id=assignment_id,
+                                values=values, comment=comment, sides=sides, now=now)
+        following = live_claim(session, user)  # an undone item comes back first
+        if following is None:
+            following = claim_locked(session, user, now=now)
+        counts = lock.counts()
+    if following is BUSY:
+        following = retry_claim(session, user)
+    return result, following, counts
 
 
 # -- skip, undo, edit -------------------------------------------------------------------------
@@ -170,7 +223,7 @@ def label_skip(*, session: LabelingSession, user, assignment_id: int, reason: st
     if not reason:
         raise ValidationError({"reason": "Say why you skip this item."})
     with transaction.atomic():
-        lock_annotator(session, user)
+        lock = _lock(session, user)
         assignment = _locked_assignment(session, user, assignment_id)
         if assignment.status != AssignmentStatus.CLAIMED:
             return False
@@ -178,6 +231,7 @@ def label_skip(*, session: LabelingSession, user, assignment_id: int, reason: st
         assignment.skip_reason = reason[:300]
         assignment.save(update_fields=["status", "skip_reason"])
         free_slots(Counter({assignment.session_item_id: 1}))
+        lock.add(skipped=1)
     return True
 
 
@@ -192,7 +246,9 @@ def label_undo(*, session: LabelingSession, user,
         raise SessionClosed("This session is closed.")
     now = now or timezone.now()
     with transaction.atomic():
-        lock_annotator(session, user)
+        lock = _lock(session, user)
+        if not lock.session_open:
+            raise SessionClosed("This session is closed.")
         last = (
             Assignment.objects.select_for_update(of=("self",)).select_related("session_item")
             .filter(session=session, user=user, status=AssignmentStatus.DONE)
@@ -207,6 +263,7 @@ def label_undo(*, session: LabelingSession, user,
         last.expires_at = now + timedelta(seconds=session.claim_ttl_s)
         last.submitted_at = None
         last.save(update_fields=["status", "claimed_at", "expires_at", "submitted_at"])
+        lock.add(done=-1)
     return last
 
 
@@ -218,7 +275,8 @@ def label_edit(*, session: LabelingSession, user, item_id: int, values: dict,
         raise SessionClosed("This session is closed; its labels can no longer be changed.")
     criteria = session_criteria(session)
     with transaction.atomic():
-        lock_annotator(session, user)
+        if not _lock(session, user).session_open:
+            raise SessionClosed("This session is closed; its labels can no longer be changed.")
         assignment = (
             Assignment.objects.select_for_update(of=("self",)).select_related("session_item")
             .get(session=session, user=user, session_item__item_id=item_id,

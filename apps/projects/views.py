@@ -101,6 +101,10 @@ def project_home(request: HttpRequest, slug: str) -> HttpResponse:
 
         context["rubrics"] = Rubric.objects.filter(project=project).order_by("name")
         context["datasets"] = Dataset.objects.filter(project=project).order_by("name")
+    from apps.labeling.selectors import assigned_sessions
+
+    # Every member's own labelling work: the open sessions they are assigned to.
+    context["label_sessions"] = assigned_sessions(project, request.user)
     return render(request, "projects/project_home.html", context)
 
 

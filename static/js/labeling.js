@@ -50,6 +50,9 @@
 
   function submit(f) {
     if (!f) return;
+    // A key pressed the instant a new panel arrives may beat htmx to the new form: process it
+    // first (harmless when done), so the request goes by htmx and not as a page load.
+    if (window.htmx) window.htmx.process(f);
     if (f.requestSubmit) f.requestSubmit(); else f.submit();
   }
 
@@ -81,6 +84,9 @@
       if (el.tagName === "TEXTAREA" && event.key === "Enter" && event.ctrlKey) {
         event.preventDefault();
         submit(form());
+      } else if (el.tagName === "INPUT" && event.key === "Enter" && el.form) {
+        event.preventDefault(); // e.g. the skip reason: its own form, by htmx
+        submit(el.form);
       } else if (event.key === "Escape") {
         el.blur();
         focusCriterion(current);
@@ -128,16 +134,17 @@
   });
 
   function start() {
-    if (form()) focusCriterion(firstUnanswered());
+    if (!form()) return;
+    // Someone quick may already be typing a skip reason or a comment: leave the focus there.
+    if (typing(document.activeElement)) return;
+    focusCriterion(firstUnanswered());
   }
 
-  // The next item arrives by htmx: start again on the new panel.
-  document.addEventListener("htmx:afterSwap", function (event) {
-    if (event.detail && event.detail.target && event.detail.target.id === "panel") start();
-  });
+  // The next item arrives by htmx: start again on the new panel, once, when it has settled.
   document.addEventListener("htmx:afterSettle", function (event) {
     var panel = document.getElementById("panel");
-    if (panel && event.detail && event.detail.elt === panel) start();
+    var elt = event.detail && event.detail.elt;
+    if (panel && elt && (elt === panel || panel.contains(elt))) start();
   });
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();

@@ -59,6 +59,19 @@ class Watched:
         self.dialogs.append(dialog.message)
         dialog.dismiss()
 
+    def wait_until(self, expression: str, arg=None, *, timeout: float = 30.0):
+        """Poll a JS function until it returns true. Playwright's wait_for_function compiles
+        its predicate with eval in the page, which our Content-Security-Policy forbids;
+        page.evaluate goes through DevTools and is not affected."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.page.evaluate(expression, arg):
+                return
+            self.page.wait_for_timeout(100)
+        raise AssertionError(f"timed out after {timeout}s waiting for {expression}")
+
     def goto(self, path: str):
         return self.page.goto(self.origin + path)
 
@@ -66,7 +79,7 @@ class Watched:
         self.goto("/accounts/login/")
         self.page.fill("input[name=username]", username)
         self.page.fill("input[name=password]", password)
-        self.page.click("form button[type=submit]")
+        self.page.click("main form button[type=submit]")
         self.page.wait_for_url("**/")
 
 
@@ -76,3 +89,4 @@ def watched(browser, live_server):
     page = context.new_page()
     yield Watched(page, live_server.url)
     context.close()
+from tests.realparts import fake, fakellm, start_worker  # noqa: E402,F401 (pytest fixtures)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.judging.conftest import fake, fakellm  # noqa: F401 (fixtures)
+from tests.realparts import fake, fakellm  # noqa: F401 (fixtures)
 
 
 @pytest.fixture(autouse=True)

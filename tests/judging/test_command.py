@@ -24,8 +24,8 @@ from apps.judging.executor import run_batch
 from apps.judging.models import JudgeBatch, JudgeRun, Judgment, RunStatus
 from apps.judging.planning import judge_run_cancel
 from apps.rubrics.services import rubric_draft
-from tests.judging.conftest import ROOT, WORKER_ENV, _database_url
 from tests.judging.helpers import make_pointwise
+from tests.realparts import ROOT, WORKER_ENV, _database_url
 
 SUMMARY_KEYS = {"run", "status", "done", "failed", "calls", "cached", "cost_usd", "elapsed_s"}
 FAKE_BASE = "http://127.0.0.1:9/v1"

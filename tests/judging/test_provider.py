@@ -204,5 +204,6 @@ def test_closing_the_client_leaves_no_litellm_task_pending_on_the_loop(fake, no_
         return [t for t in asyncio.all_tasks() if not t.done()
                 and "litellm" in t.get_coro().cr_code.co_filename]
 
-    assert asyncio.run(litellm_tasks_left(close=False))
+    # Whether litellm leaves work behind depends on its timing (so not asserted); none may be
+    # left once the client is closed.
     assert asyncio.run(litellm_tasks_left(close=True)) == []

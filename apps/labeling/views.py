@@ -1,0 +1,398 @@
+"""Labelling pages: sessions (list, create, detail, close, adjudication, exports) and the
+annotator's own pages (the labelling screen, skip, undo, history, edit).
+
+Every view loads its session through selectors.get_session_for_user. The annotator's pages
+get only the item, the rubric and the annotator's own answers (see present.py): they are blind
+to judge verdicts and to other annotators' labels.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from apps.datasets.selectors import get_dataset_for_user
+from apps.labeling import exports, present, services
+from apps.labeling.agreement import disagreements, session_agreement
+from apps.labeling.claims import label_claim_next
+from apps.labeling.forms import GoldForm, SessionForm, SkipForm
+from apps.labeling.models import Assignment, AssignmentStatus, GoldLabel
+from apps.labeling.selectors import (
+    get_session_for_user,
+    own_history,
+    own_labels,
+    own_progress,
+    session_criteria,
+    sessions_for_member,
+    sessions_progress,
+)
+from apps.projects.access import Need, get_project_for_user
+from apps.projects.models import Membership
+from apps.rubrics import scales
+
+ADJUDICATION_PAGE = 25
+
+
+def _page(request) -> int:
+    raw = request.GET.get("page", "1")
+    return int(raw) if raw.isdigit() and 0 < int(raw) < 10**6 else 1
+
+
+# -- sessions ---------------------------------------------------------------------------------
+
+@login_required
+@require_GET
+def session_list(request: HttpRequest, slug: str) -> HttpResponse:
+    access = get_project_for_user(request.user, slug, need=Need.MEMBER)
+    sessions = list(sessions_for_member(access, request.user)[:200])
+    # A labeller sees their own progress only; owners and editors every annotator's.
+    only = None if access.can_read else request.user
+    return render(request, "labeling/session_list.html", {
+        "access": access, "project": access.project, "nav": "labelling",
+        "rows": sessions_progress(sessions, only_user=only),
+    })
+
+
+def _session_form(access, data=None) -> SessionForm:
+    from apps.datasets.models import Dataset
+    from apps.judging.models import JudgeRun
+    from apps.rubrics.models import RubricVersion
+
+    project = access.project
+    versions = (RubricVersion.objects.filter(rubric__project=project, published_at__isnull=False)
+                .select_related("rubric").order_by("rubric__name", "-number"))
+    datasets = Dataset.objects.filter(project=project)
+    runs = JudgeRun.objects.filter(project=project).select_related("dataset")[:200]
+    members = Membership.objects.filter(project=project).select_related("user")
+    return SessionForm(data, versions=versions, datasets=datasets, runs=runs, members=members)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def session_create(request: HttpRequest, slug: str) -> HttpResponse:
+    access = get_project_for_user(request.user, slug, need=Need.WRITE)
+    form = _session_form(access, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        from apps.datasets.models import Dataset
+        from apps.rubrics.models import RubricVersion
+
+        d = form.cleaned_data
+        version = RubricVersion.objects.select_related("rubric").get(
+            pk=int(d["version"]), rubric__project=access.project)
+        dataset = Dataset.objects.get(pk=int(d["dataset"]), project=access.project)
+        users = list(get_user_model().objects.filter(
+            pk__in=[int(pk) for pk in d["assignees"]]))
+        try:
+            session = services.session_create(
+                project=access.project, version=version, dataset=dataset, name=d["name"],
+                overlap=d["overlap"], assignees=users, selection=form.selection(),
+                claim_ttl_s=d["claim_ttl_s"], user=request.user)
+        except ValidationError as exc:
+            for name, errors in exc.message_dict.items():
+                target = {"sample_size": "sample_size", "filter": "filter", "run": "run",
+                          "selection": "mode"}.get(name, name)
+                form.add_error(target if target in form.fields else None, errors)
+        else:
+            messages.success(request, f"Session '{session.name}' created with "
+                                      f"{session.item_count:,} items.")
+            return redirect("session_detail", slug=slug, session_id=session.pk)
+    return render(request, "labeling/session_form.html", {
+        "access": access, "project": access.project, "form": form, "nav": "labelling",
+    }, status=422 if form.errors else 200)
+
+
+@login_required
+@require_GET
+def session_detail(request: HttpRequest, slug: str, session_id: int) -> HttpResponse:
+    session, access = get_session_for_user(request.user, slug, session_id, need=Need.READ)
+    progress = sessions_progress([session])[0]
+    return render(request, "labeling/session_detail.html", {
+        "access": access, "project": access.project, "session": session, "nav": "labelling",
+        "progress": progress, "agreement": session_agreement(session),
+    })
+
+
+@login_required
+@require_POST
+def session_close(request: HttpRequest, slug: str, session_id: int) -> HttpResponse:
+    session, _ = get_session_for_user(request.user, slug, session_id, need=Need.WRITE)
+    if services.session_close(session=session):
+        messages.success(request, "Session closed: labels can no longer be added or changed.")
+    else:
+        messages.info(request, "The session was already closed.")
+    return redirect("session_detail", slug=slug, session_id=session.pk)
+
+
+# -- adjudication -----------------------------------------------------------------------------
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def adjudicate(request: HttpRequest, slug: str, session_id: int) -> HttpResponse:
+    session, access = get_session_for_user(request.user, slug, session_id, need=Need.OWN)
+    form_errors: dict = {}
+    status = 200
+    if request.method == "POST":
+        form = GoldForm(request.POST)
+        if form.is_valid():
+            d = form.cleaned_data
+            try:
+                services.gold_set(session=session, item_id=d["item"], criterion_key=d["criterion"],
+                                  value=d["value"], note=d["note"], user=request.user)
+            except ValidationError as exc:
+                form_errors[(d["item"], d["criterion"])] = " ".join(exc.messages)
+            else:
+                messages.success(request, "Gold label saved.")
+                if not request.htmx:
+                    return redirect(f"{request.path}?page={_page(request)}")
+        else:
+            form_errors[None] = "Choose a value for the gold label."
+        status = 422 if form_errors else 200
+    return render(request, "labeling/adjudicate.html", {
+        "access": access, "project": access.project, "session": session, "nav": "labelling",
+        **_adjudication_rows(session, _page(request), form_errors),
+    }, status=status)
+
+
+def _adjudication_rows(session, page: int, form_errors: dict) -> dict:
+    found = disagreements(session)
+    window = found[(page - 1) * ADJUDICATION_PAGE: page * ADJUDICATION_PAGE]
+    criteria = {c["key"]: c for c in session_criteria(session)}
+    from apps.datasets.models import Item
+
+    items = Item.objects.in_bulk([row["item_id"] for row in window])
+    gold = {
+        (g.item_id, g.criterion_key): g for g in GoldLabel.objects.filter(
+            item_id__in=[row["item_id"] for row in window])
+        if g.scale_signature == criteria[g.criterion_key]["signature"]
+    } if window else {}
+    rows = []
+    for row in window:
+        criterion = criteria[row["key"]]
+        rows.append({
+            **row, "item": items.get(row["item_id"]), "criterion": criterion,
+            "choices": [str(v) for v in scales.allowed_values(criterion["scale"])],
+            "gold": gold.get((row["item_id"], row["key"])),
+            "error": form_errors.get((row["item_id"], row["key"]), ""),
+        })
+    return {"rows": rows, "total": len(found), "page": page,
+            "has_next": page * ADJUDICATION_PAGE < len(found), "has_previous": page > 1,
+            "form_error": form_errors.get(None, "")}
+
+
+# -- exports ----------------------------------------------------------------------------------
+
+def _download(rows, *, fmt: str, pairwise: bool, name: str) -> StreamingHttpResponse:
+    if fmt == "csv":
+        body, kind = exports.csv_lines(rows, pairwise=pairwise), "text/csv"
+    else:
+        body, kind, fmt = exports.jsonl_lines(rows), "application/x-ndjson", "jsonl"
+    response = StreamingHttpResponse(body, content_type=f"{kind}; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
+    return response
+
+
+@login_required
+@require_GET
+def session_export(request: HttpRequest, slug: str, session_id: int) -> HttpResponse:
+    """A session's labels; an annotator who does not manage the project gets only their own."""
+    session, access = get_session_for_user(request.user, slug, session_id, need=Need.MEMBER)
+    mine = not access.can_read
+    labels = exports.session_labels(session, user=request.user if mine else None)
+    rows = exports.export_rows(labels, session.dataset)
+    name = f"session-{session.pk}-labels" + (f"-{request.user.get_username()}" if mine else "")
+    return _download(rows, fmt=request.GET.get("format", "jsonl"),
+                     pairwise=session.dataset.kind == "pairwise", name=name)
+
+
+@login_required
+@require_GET
+def dataset_labels_export(request: HttpRequest, slug: str, dataset_id: int) -> HttpResponse:
+    dataset, _ = get_dataset_for_user(request.user, slug, dataset_id, need=Need.READ)
+    rows = exports.export_rows(exports.dataset_labels(dataset), dataset)
+    return _download(rows, fmt=request.GET.get("format", "jsonl"),
+                     pairwise=dataset.kind == "pairwise", name=f"dataset-{dataset.pk}-labels")
+
+
+# -- the labelling screen ---------------------------------------------------------------------
+
+def _screen(request, session, access, assignment, *, posted=None, errors=None,
+            skip_form=None, mine: dict | None = None, status: int = 200) -> HttpResponse:
+    criteria = session_criteria(session)
+    shown = selected = None
+    if assignment is not None:
+        item = assignment.session_item.item
+        shown = present.present_item(item, pairwise=session.is_pairwise,
+                                     shown_order=assignment.shown_order)
+        selected = posted or {}
+    context = {
+        "access": access, "project": access.project, "session": session, "nav": "labelling",
+        "assignment": assignment, "shown": shown,
+        "criteria": present.criteria_views(criteria, selected=selected, errors=errors),
+        "errors": errors or {}, "comment": (posted or {}).get("_comment", ""),
+        "skip_form": skip_form or SkipForm(initial={"assignment": getattr(assignment, "pk",
+                                                                         None)}),
+        "mine": mine if mine is not None else own_progress(session, request.user),
+    }
+    template = "labeling/label_screen.html"
+    if request.htmx:
+        template += "#panel"
+    return render(request, template, context, status=status)
+
+
+def _next(request, session, access, slug) -> HttpResponse:
+    """After a write: the next item in the panel (htmx), or a redirect (plain POST)."""
+    if not request.htmx:
+        return redirect("label_screen", slug=slug, session_id=session.pk)
+    return _screen(request, session, access,
+                   label_claim_next(session=session, user=request.user))
+
+
+def _assignment_id(request) -> int:
+    raw = request.POST.get("assignment", "")
+    if not raw.isdigit():
+        raise Http404("No such item")
+    return int(raw)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def label_screen(request: HttpRequest, slug: str, session_id: int) -> HttpResponse:
+    session, access = get_session_for_user(request.user, slug, session_id, need=Need.MEMBER,
+                                           annotator=True)
+    if request.method == "GET":
+        return _screen(request, session, access,
+                       label_claim_next(session=session, user=request.user))
+    criteria = session_criteria(session)
+    values, comment = present.read_answers(request.POST, criteria)
+    if not request.POST.get("assignment", "").isdigit():
+        messages.error(request, "This form lost its item; here is your current one.")
+        return _screen(request, session, access,
+                       label_claim_next(session=session, user=request.user), status=422)
+    try:
+        result, following, counts = services.label_submit_and_next(
+            session=session, user=request.user, assignment_id=_assignment_id(request),
+            values=values, comment=comment, sides=True)
+    except Assignment.DoesNotExist:
+        raise Http404("No such item") from None
+    except services.SessionClosed as exc:
+        messages.error(request, " ".join(exc.messages))
+        return _next(request, session, access, slug)
+    except ValidationError as exc:
+        assignment = (Assignment.objects.select_related("session_item__item")
+                      .get(pk=_assignment_id(request), session=session, user=request.user))
+        return _screen(request, session, access, assignment,
+                       posted={**values, "_comment": comment},
+                       errors={k: " ".join(v) for k, v in exc.message_dict.items()},
+                       status=422)
+    assignment = result.assignment
+    said = present.describe(criteria, result.values, assignment.shown_order)
+    if result.outcome == services.ALREADY_SAVED:
+        messages.info(request, f"{result.message} Saved values: {said}.")
+    elif result.outcome == services.REFUSED:
+        messages.warning(request, result.message)
+    else:
+        messages.success(request, f"Saved: {said}.")
+    if not request.htmx:
+        return redirect("label_screen", slug=slug, session_id=session.pk)
+    return _screen(request, session, access, following, mine=counts)
+
+
+@login_required
+@require_POST
+def label_skip(request: HttpRequest, slug: str, session_id: int) -> HttpResponse:
+    session, access = get_session_for_user(request.user, slug, session_id, need=Need.MEMBER,
+                                           annotator=True)
+    form = SkipForm(request.POST)
+    if not form.is_valid():
+        current = label_claim_next(session=session, user=request.user)
+        return _screen(request, session, access, current, skip_form=form, status=422)
+    try:
+        skipped = services.label_skip(session=session, user=request.user,
+                                      assignment_id=form.cleaned_data["assignment"],
+                                      reason=form.cleaned_data["reason"])
+    except Assignment.DoesNotExist:
+        raise Http404("No such item") from None
+    messages.info(request, "Skipped; the item went back to the pool." if skipped
+                  else "This item was no longer yours to skip.")
+    return _next(request, session, access, slug)
+
+
+@login_required
+@require_POST
+def label_undo(request: HttpRequest, slug: str, session_id: int) -> HttpResponse:
+    session, access = get_session_for_user(request.user, slug, session_id, need=Need.MEMBER,
+                                           annotator=True)
+    try:
+        undone = services.label_undo(session=session, user=request.user)
+    except services.SessionClosed as exc:
+        messages.error(request, " ".join(exc.messages))
+        return _next(request, session, access, slug)
+    if undone is None:
+        messages.info(request, "Nothing to undo in this session.")
+    else:
+        messages.info(request, "Undone: your last labels were removed; the item is shown "
+                               "again.")
+    return _next(request, session, access, slug)
+
+
+# -- one's own labels -------------------------------------------------------------------------
+
+@login_required
+@require_GET
+def label_history(request: HttpRequest, slug: str, session_id: int) -> HttpResponse:
+    session, access = get_session_for_user(request.user, slug, session_id, need=Need.MEMBER,
+                                           annotator=True)
+    criteria = session_criteria(session)
+    history = own_history(session, request.user, page=_page(request))
+    rows = [(a, present.describe(criteria, values, a.shown_order)) for a, values in
+            history.pop("rows")]
+    return render(request, "labeling/history.html", {
+        "access": access, "project": access.project, "session": session, "nav": "labelling",
+        "rows": rows, **history,
+    })
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def label_edit(request: HttpRequest, slug: str, session_id: int, item_id: int) -> HttpResponse:
+    session, access = get_session_for_user(request.user, slug, session_id, need=Need.MEMBER,
+                                           annotator=True)
+    assignment = (
+        Assignment.objects.select_related("session_item__item")
+        .filter(session=session, user=request.user, session_item__item_id=item_id,
+                status=AssignmentStatus.DONE).first()
+    )
+    if assignment is None:
+        raise Http404("You have no labels for this item in this session")
+    criteria = session_criteria(session)
+    errors: dict = {}
+    if request.method == "POST":
+        values, comment = present.read_answers(request.POST, criteria)
+        try:
+            services.label_edit(session=session, user=request.user, item_id=item_id,
+                                values=values, comment=comment, sides=True)
+        except services.SessionClosed as exc:
+            errors["session"] = " ".join(exc.messages)
+        except ValidationError as exc:
+            errors = {k: " ".join(v) for k, v in exc.message_dict.items()}
+        else:
+            messages.success(request, "Labels changed.")
+            return redirect("label_history", slug=slug, session_id=session.pk)
+        selected, comment = values, comment
+    else:
+        stored = own_labels(session, request.user, [item_id]).get(item_id, {})
+        selected = present.to_screen_terms(criteria, stored, assignment.shown_order)
+        comment = assignment.comment
+    return render(request, "labeling/label_edit.html", {
+        "access": access, "project": access.project, "session": session, "nav": "labelling",
+        "assignment": assignment, "comment": comment, "errors": errors,
+        "shown": present.present_item(assignment.session_item.item,
+                                      pairwise=session.is_pairwise,
+                                      shown_order=assignment.shown_order),
+        "criteria": present.criteria_views(criteria, selected=selected, errors=errors),
+    }, status=422 if errors else 200)
