@@ -22,6 +22,7 @@ from apps.judging.models import (
     ACTIVE_STATUSES,
     BatchStatus,
     JudgeBatch,
+    JudgeConfig,
     JudgeRun,
     Judgment,
     JudgmentStatus,
@@ -208,9 +209,21 @@ def judge_run_start(
         _check_cap(project, plan.calls, field="subset",
                    what=f"This run would queue {plan.calls:,} model calls ({plan.describe()})",
                    advice="Judge a sample, or ask an owner to raise the cap.")
+        judge_name = name.strip() or run_settings.model.strip()
+        # The judge (name, model, sampling) is kept as a JudgeConfig, so the next run of the
+        # same judge can start from it; the run still copies every setting it used.
+        config, _ = JudgeConfig.objects.update_or_create(
+            project=project, rubric_version=version, name=judge_name,
+            defaults={"model": run_settings.model.strip(),
+                      "api_base": run_settings.api_base.strip(),
+                      "temperature": run_settings.temperature,
+                      "max_tokens": run_settings.max_tokens, "samples": run_settings.samples,
+                      "concurrency": run_settings.concurrency,
+                      "timeout_s": run_settings.timeout_s, "created_by": user},
+        )
         run = JudgeRun.objects.create(
-            project=project, rubric_version=version, dataset=dataset,
-            name=name.strip() or run_settings.model, kind=RunKind.LIVE, status=RunStatus.QUEUED,
+            project=project, rubric_version=version, dataset=dataset, config=config,
+            name=judge_name, kind=RunKind.LIVE, status=RunStatus.QUEUED,
             samples=run_settings.samples, model=run_settings.model.strip(),
             api_base=run_settings.api_base.strip(), temperature=run_settings.temperature,
             max_tokens=run_settings.max_tokens, concurrency=run_settings.concurrency,

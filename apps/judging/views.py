@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apps.datasets.models import Dataset
 from apps.judging import planning
 from apps.judging.forms import JudgeRunForm
-from apps.judging.models import JudgeRun, Judgment, JudgmentStatus, RunKind
+from apps.judging.models import JudgeConfig, JudgeRun, Judgment, JudgmentStatus, RunKind
 from apps.judging.progress import run_progress
 from apps.judging.selectors import get_run_for_user
 from apps.projects.access import Need, get_project_for_user
@@ -58,7 +58,18 @@ def run_start(request: HttpRequest, slug: str) -> HttpResponse:
         for key in ("version", "dataset"):
             if request.GET.get(key, "").isdigit():
                 initial[key] = request.GET[key]
+        config_id = request.GET.get("config", "")
+        config = (JudgeConfig.objects.filter(project=access.project, pk=int(config_id)).first()
+                  if config_id.isdigit() else None)
+        if config is not None:  # start again from a saved judge
+            initial.update(version=str(config.rubric_version_id), name=config.name,
+                           model=config.model, api_base=config.api_base,
+                           temperature=config.temperature, max_tokens=config.max_tokens,
+                           samples=config.samples, concurrency=config.concurrency,
+                           timeout_s=config.timeout_s)
     form = _form(access, request.POST or None, initial=initial)
+    saved = (JudgeConfig.objects.filter(project=access.project)
+             .select_related("rubric_version__rubric").order_by("name")[:50])
     estimate = None
     if request.method == "POST" and form.is_valid():
         version, dataset = _chosen(access, form)
@@ -92,7 +103,7 @@ def run_start(request: HttpRequest, slug: str) -> HttpResponse:
         estimate_errors = [error for errors in form.errors.values() for error in errors]
     return render(request, template, {
         "access": access, "project": access.project, "form": form, "estimate": estimate,
-        "estimate_errors": estimate_errors, "nav": "runs",
+        "estimate_errors": estimate_errors, "saved": saved, "nav": "runs",
     }, status=status)
 
 

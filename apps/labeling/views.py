@@ -58,7 +58,7 @@ def session_list(request: HttpRequest, slug: str) -> HttpResponse:
     })
 
 
-def _session_form(access, data=None) -> SessionForm:
+def _session_form(access, data=None, initial=None) -> SessionForm:
     from apps.datasets.models import Dataset
     from apps.judging.models import JudgeRun
     from apps.rubrics.models import RubricVersion
@@ -69,14 +69,18 @@ def _session_form(access, data=None) -> SessionForm:
     datasets = Dataset.objects.filter(project=project)
     runs = JudgeRun.objects.filter(project=project).select_related("dataset")[:200]
     members = Membership.objects.filter(project=project).select_related("user")
-    return SessionForm(data, versions=versions, datasets=datasets, runs=runs, members=members)
+    return SessionForm(data, initial=initial, versions=versions, datasets=datasets, runs=runs,
+                       members=members)
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def session_create(request: HttpRequest, slug: str) -> HttpResponse:
     access = get_project_for_user(request.user, slug, need=Need.WRITE)
-    form = _session_form(access, request.POST or None)
+    # A link may prefill the form, e.g. the calibration page's "label these disagreements".
+    initial = {key: request.GET[key] for key in ("name", "version", "dataset", "mode", "run")
+               if request.method == "GET" and request.GET.get(key)}
+    form = _session_form(access, request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         from apps.datasets.models import Dataset
         from apps.rubrics.models import RubricVersion

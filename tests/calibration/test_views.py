@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -119,3 +121,16 @@ def test_json_matches_the_command_contract(demo_client):
 def test_wrong_method_and_unknown_rubric(demo_client):
     assert demo_client.post(_url()).status_code == 405
     assert demo_client.get(_url("no-such-rubric")).status_code == 404
+
+
+def test_disagreements_can_be_sent_to_a_labelling_session(demo_client):
+    run = JudgeRun.objects.get(project__slug="demo", name="gpt-3.5-turbo")
+    html = demo_client.get(_url(judge=run.pk)).content.decode()
+    link = re.search(r'href="(/p/demo/labelling/new/\?[^"]+)"', html).group(1).replace("&amp;",
+                                                                                        "&")
+    form = demo_client.get(link)
+    assert form.status_code == 200
+    page = form.content.decode()
+    assert re.search(r'value="disagree"[^>]*checked', page)
+    assert re.search(rf'<option value="{run.pk}" selected', page)
+    assert "Disagreements with gpt-3.5-turbo" in page

@@ -500,3 +500,25 @@ def test_imported_runs_have_no_actions(personas, world, name):
     page = personas.client("owner").get(url("run_detail", imported)).content.decode()
     assert "imported verdicts" in page
     assert url(name, imported) not in page
+
+
+def test_a_run_saves_its_judge_and_the_form_can_start_from_it(personas, fake):
+    from apps.judging.models import JudgeConfig
+    from apps.judging.planning import RunSettings, judge_run_start
+    from tests.judging.helpers import make_pointwise
+
+    version, dataset = make_pointwise(personas.project, items=2)
+    run = judge_run_start(project=personas.project, version=version, dataset=dataset,
+                          name="careful", run_settings=RunSettings(
+                              model="openai/fake-judge", api_base=fake.url, concurrency=7))
+    config = JudgeConfig.objects.get(project=personas.project, name="careful")
+    assert run.config_id == config.pk
+    assert (config.model, config.concurrency) == ("openai/fake-judge", 7)
+    page = personas.client("editor").get(reverse("run_start", args=[personas.project.slug])
+                                         + f"?config={config.pk}")
+    html = page.content.decode()
+    assert 'value="careful"' in html and 'value="7"' in html
+    assert "Start from a saved judge" in html
+    outsider = personas.client("outsider").get(
+        reverse("run_start", args=[personas.project.slug]) + f"?config={config.pk}")
+    assert outsider.status_code == 404
