@@ -6,18 +6,13 @@ from django.core.management.base import BaseCommand, CommandError
 
 from apps.calibration.report import calibration_report
 from apps.calibration.selectors import NotFound, resolve_judge, resolve_version
-from apps.datasets.models import Dataset
-from apps.projects.cli import project_or_error
-from apps.rubrics.models import Rubric
+from apps.datasets.cli import dataset_or_error
+from apps.projects.cli import RubricVersionFlag, project_or_error
+from apps.rubrics.cli import rubric_or_error
 
 
-class Command(BaseCommand):
+class Command(RubricVersionFlag, BaseCommand):
     help = "Print the calibration report of a judge against the human labels, as JSON."
-
-    def add_base_argument(self, parser, *args, **kwargs):
-        if "--version" in args:  # --version N is the rubric version
-            return
-        super().add_base_argument(parser, *args, **kwargs)
 
     def add_arguments(self, parser):
         parser.add_argument("--project", required=True)
@@ -33,12 +28,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         project = project_or_error(opts["project"])
-        rubric = Rubric.objects.filter(project=project, slug=opts["rubric"]).first()
-        if rubric is None:
-            raise CommandError(f"no rubric '{opts['rubric']}' in project '{project.slug}'")
-        dataset = Dataset.objects.filter(project=project, name=opts["dataset"]).first()
-        if dataset is None:
-            raise CommandError(f"no dataset '{opts['dataset']}' in project '{project.slug}'")
+        rubric = rubric_or_error(project, opts["rubric"])
+        dataset = dataset_or_error(project, opts["dataset"])
         try:
             version = resolve_version(rubric, opts["number"])
             run = resolve_judge(version, dataset, opts["judge"])

@@ -8,18 +8,13 @@ from django.core.management.base import BaseCommand, CommandError
 from apps.exports.models import ExportFormat
 from apps.exports.services import GateRefused, judge_export, unpack
 from apps.judging.models import JudgeRun
-from apps.projects.cli import project_or_error
-from apps.rubrics.models import Rubric
+from apps.projects.cli import RubricVersionFlag, project_or_error
+from apps.rubrics.cli import rubric_or_error
 
 
-class Command(BaseCommand):
+class Command(RubricVersionFlag, BaseCommand):
     help = "Export a judge (bundle, OpenAI grader JSON, ...); refuses an uncalibrated judge " \
            "unless --force."
-
-    def add_base_argument(self, parser, *args, **kwargs):
-        if "--version" in args:  # --version N is the rubric version
-            return
-        super().add_base_argument(parser, *args, **kwargs)
 
     def add_arguments(self, parser):
         parser.add_argument("--project", required=True)
@@ -39,9 +34,7 @@ class Command(BaseCommand):
             raise CommandError(f"unknown format '{opts['format']}'; one of "
                                f"{', '.join(ExportFormat.values)}")
         project = project_or_error(opts["project"])
-        rubric = Rubric.objects.filter(project=project, slug=opts["rubric"]).first()
-        if rubric is None:
-            raise CommandError(f"no rubric '{opts['rubric']}' in project '{project.slug}'")
+        rubric = rubric_or_error(project, opts["rubric"])
         runs = JudgeRun.objects.filter(rubric_version__rubric=rubric, status="completed")
         if opts["number"] is not None:
             runs = runs.filter(rubric_version__number=opts["number"])

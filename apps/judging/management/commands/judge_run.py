@@ -6,22 +6,16 @@ import time
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.datasets.models import Dataset
+from apps.datasets.cli import dataset_or_error
 from apps.judging.models import RunStatus
 from apps.judging.planning import RunSettings, Subset, judge_run_start
 from apps.judging.progress import run_summary
-from apps.projects.cli import project_or_error
-from apps.rubrics.models import Rubric
-from apps.rubrics.selectors import latest_published
+from apps.projects.cli import RubricVersionFlag, project_or_error
+from apps.rubrics.cli import rubric_or_error, version_or_error
 
 
-class Command(BaseCommand):
+class Command(RubricVersionFlag, BaseCommand):
     help = "Start a judge run on the workers; with --wait, block and print a JSON summary."
-
-    def add_base_argument(self, parser, *args, **kwargs):
-        if "--version" in args:  # --version N is the rubric version here
-            return
-        super().add_base_argument(parser, *args, **kwargs)
 
     def add_arguments(self, parser):
         parser.add_argument("--project", required=True)
@@ -48,20 +42,9 @@ class Command(BaseCommand):
         if not 0 < opts["poll"] <= 60:  # checked before the run starts, not at the first sleep
             raise CommandError(f"--poll {opts['poll']}: give seconds, more than 0 and up to 60")
         project = project_or_error(opts["project"])
-        rubric = Rubric.objects.filter(project=project, slug=opts["rubric"]).first()
-        if rubric is None:
-            raise CommandError(f"no rubric '{opts['rubric']}' in project '{project.slug}'")
-        if opts["number"] is not None:
-            version = rubric.versions.filter(number=opts["number"]).first()
-            if version is None:
-                raise CommandError(f"rubric '{rubric.slug}' has no version {opts['number']}")
-        else:
-            version = latest_published(rubric)
-            if version is None:
-                raise CommandError(f"rubric '{rubric.slug}' has no published version")
-        dataset = Dataset.objects.filter(project=project, name=opts["dataset"]).first()
-        if dataset is None:
-            raise CommandError(f"no dataset '{opts['dataset']}' in project '{project.slug}'")
+        rubric = rubric_or_error(project, opts["rubric"])
+        version = version_or_error(rubric, opts["number"], published_only=True)
+        dataset = dataset_or_error(project, opts["dataset"])
         subset = _subset(opts["subset"])
         settings = RunSettings(
             model=opts["model"], api_base=opts["api_base"], temperature=opts["temperature"],
