@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test install install-dev install-trl migrate demo bench lint fakellm clean
+.PHONY: run test install install-dev install-trl install-browser migrate demo bench lint fakellm clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,14 @@ $(VENV)/.installed-trl: pyproject.toml | $(VENV)/.installed-dev
 	$(BIN)/python -m pip install --quiet -c $(VENV)/torch-constraint.txt -e ".[dev,trl]"
 	touch $@
 
+# Browser tests drive Debian's chromium (Playwright's own browser download does not work here).
+install-browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium fonts-dejavu-core; fi; }
+
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 install-trl: $(VENV)/.installed-trl
@@ -50,7 +58,7 @@ run: demo
 
 ## The whole test suite (PostgreSQL and Redis when DATABASE_URL / CELERY_BROKER_URL say so),
 ## with TRL for the GRPO test of exported bundles.
-test: install-dev install-trl
+test: install-dev install-trl install-browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Benchmarks: each prints `BENCH <name> value=... unit=... bound=... ratio=...` last.

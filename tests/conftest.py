@@ -95,3 +95,13 @@ def demo_loaded(django_db_setup, django_db_blocker):
         yield out.getvalue()
         Project.objects.filter(slug=demo.PROJECT_SLUG).delete()
         get_user_model().objects.filter(username="demo").delete()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_the_judging_loop():
+    """Batches run in this process keep one event loop (apps/judging/executor.py); close it at
+    the end, as a worker process does, so litellm's background task ends with it."""
+    yield
+    from apps.judging.executor import close_process_loop
+
+    close_process_loop()

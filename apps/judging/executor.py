@@ -220,7 +220,8 @@ class _Batch:
             except asyncio.CancelledError:
                 pass
             await self.flush()
-            await self.client.aclose()
+            # No client.aclose() here: the loop lives on for the next batch, and with it
+            # litellm's background work (waiting for it cost over a second per batch).
 
 
 _LOOP: asyncio.AbstractEventLoop | None = None
@@ -240,14 +241,35 @@ def _run_in_process_loop(coro) -> None:
         _LOOP.run_until_complete(coro)
     except BaseException:
         loop, _LOOP = _LOOP, None
-        pending = asyncio.all_tasks(loop)
-        for task in pending:
-            task.cancel()
-        try:
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        finally:
-            loop.close()
+        _shut(loop)
         raise
+
+
+def _shut(loop: asyncio.AbstractEventLoop) -> None:
+    """Close a kept loop cleanly: litellm's work on it ends first, what is left is cancelled
+    and awaited (else "Task was destroyed but it is pending" or "Event loop is closed" from
+    the garbage collector, later and anywhere)."""
+    try:
+        loop.run_until_complete(provider.ProviderClient().aclose())
+    except Exception:  # best effort: a batch's own error is the one that matters
+        pass
+    # litellm's logging worker may have moved to another loop and left its task here.
+    pending = asyncio.all_tasks(loop)
+    for task in pending:
+        task.cancel()
+    try:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
+
+
+def close_process_loop() -> None:
+    """At the end of a worker process (and of the test session): close the kept loop."""
+    global _LOOP
+    loop, _LOOP = _LOOP, None
+    if loop is not None and not loop.is_closed():
+        _shut(loop)
 
 
 def _beat(run_id: int, number: int, lease: str) -> str:

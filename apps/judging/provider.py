@@ -170,7 +170,8 @@ def backoff_delay(attempt: int, retry_after: float | None, *, base: float = 0.5,
 class ProviderClient:
     """One attempt per call; retries belong to the caller, which knows the run's budget.
 
-    Call `aclose()` before the event loop ends (asyncio.run ends it after every batch).
+    Call `aclose()` before the event loop closes (the executor keeps one loop per process and
+    closes it in `close_process_loop`, or when a batch fails).
     """
 
     async def aclose(self) -> None:

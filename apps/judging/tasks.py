@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from celery import shared_task
-from celery.signals import worker_init
+from celery.signals import worker_init, worker_process_shutdown
 from django.db import InterfaceError, OperationalError
 
 
@@ -36,3 +36,10 @@ def _import_litellm_before_forking(**kwargs) -> None:
     from apps.judging.provider import _litellm
 
     _litellm()
+
+
+@worker_process_shutdown.connect
+def _close_the_process_loop(**kwargs) -> None:
+    from apps.judging.executor import close_process_loop
+
+    close_process_loop()

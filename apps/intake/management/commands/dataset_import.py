@@ -16,6 +16,9 @@ class Command(BaseCommand):
         "Import items (JSONL or CSV) into a dataset, with human labels and external judge "
         "verdicts when the rows carry them. All or nothing."
     )
+    # System checks import the whole URLconf (and with it numpy, scipy and scikit-learn for
+    # the calibration pages): 190 MB and a second of start-up an import does not need.
+    requires_system_checks: list = []
 
     def add_arguments(self, parser):
         parser.add_argument("file")

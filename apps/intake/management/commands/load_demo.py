@@ -5,6 +5,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 class Command(BaseCommand):
     help = "Load the demo project from the bundled real data (idempotent)."
+    # No system checks: they import the whole URLconf (numpy, scipy, scikit-learn) for nothing.
+    requires_system_checks: list = []
 
     def add_arguments(self, parser):
         parser.add_argument(
