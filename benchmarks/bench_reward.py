@@ -6,8 +6,13 @@ criterion, so one judge call per completion), then measured in a process that im
 bundle, as a trainer would.
 
 Figures (BENCH lines):
-- reward_1000_s: reward_func over 1,000 distinct completions, fake latency 500 ms, concurrency
-  100. Bound 1000 x 0.5 / 100 = 5 s (the time the calls take back to back at that concurrency).
+- reward_1000_s: reward_func over 1,000 distinct completions, fake latency 500 ms (+- 50 ms, as
+  in bench_judge), concurrency 100, with RUBRICLAB_PROCESSES=2 (the calls made by two judge
+  processes, 50 in flight each).
+  Bound 1000 x 0.5 / 100 = 5 s (the time the calls take back to back at that concurrency).
+- reward_1000_one_process_s: the same with the default, every call in the trainer's process
+  (litellm's ~4.5 ms of CPU per call queue on one core: a bare asyncio loop over litellm needs
+  about 1.2x the bound).
 - reward_cached_per_s: the same completions again, every answer from the in-process cache:
   rewards per second, bound 20,000; ratio = bound / value (below 1 is better).
 - reward_http_overhead_ms: p95 latency of POST /score for one cached completion through
@@ -28,10 +33,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 LATENCY_MS = 500
+JITTER_MS = 50  # 500 ms on average, as in bench_judge
 COMPLETIONS = 1000
 CONCURRENCY = 100
 CACHED_ROUNDS = 20
 HTTP_REQUESTS = 400
+PROCESSES = 2
 RUBRIC = {
     "rubric": "bench-reward", "name": "Bench reward", "mode": "pointwise",
     "description": "Answers to arithmetic questions.",
@@ -99,9 +106,9 @@ def measure(bundle: str, control_url: str) -> None:
     completions = [f"It is {2 * n}." for n in range(COMPLETIONS)]
 
     # Warm up: litellm's import and its first client, outside the timing.
-    control.post("/_control", json={"latency_ms": 0})
+    control.post("/_control", json={"latency_ms": 0, "jitter_ms": 0})
     assert reward.reward_func(prompts=["warm-up"], completions=["warm-up"]) != [None]
-    control.post("/_control", json={"latency_ms": LATENCY_MS})
+    control.post("/_control", json={"latency_ms": LATENCY_MS, "jitter_ms": JITTER_MS})
 
     began = time.perf_counter()
     rewards = reward.reward_func(prompts=prompts, completions=completions)
@@ -110,7 +117,8 @@ def measure(bundle: str, control_url: str) -> None:
     print(f"reward_1000: {elapsed:.2f}s, {failed} failures, stats {reward.get_judge().stats}",
           flush=True)
     assert failed == 0
-    bench("reward_1000_s", elapsed, "s", COMPLETIONS * LATENCY_MS / 1000 / CONCURRENCY)
+    bench("reward_1000_one_process_s", elapsed, "s",
+          COMPLETIONS * LATENCY_MS / 1000 / CONCURRENCY)
 
     calls_before = reward.get_judge().stats["calls"]
     began = time.perf_counter()
@@ -122,7 +130,7 @@ def measure(bundle: str, control_url: str) -> None:
     bench("reward_cached_per_s", per_s, "rewards/s", 20000, ratio=20000 / per_s)
 
     # HTTP: the server answers from its own cache, warmed by one batch first.
-    control.post("/_control", json={"latency_ms": 0})
+    control.post("/_control", json={"latency_ms": 0, "jitter_ms": 0})
     server = subprocess.Popen([sys.executable, "reward.py", "serve", "--host", "127.0.0.1",
                                "--port", "0"], cwd=bundle, stdout=subprocess.PIPE, text=True)
     try:
@@ -157,6 +165,22 @@ def measure(bundle: str, control_url: str) -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+    # The same 1,000 calls over PROCESSES judge processes (RUBRICLAB_PROCESSES), the same
+    # concurrency in all: litellm's CPU per call no longer queues on one core.
+    os.environ["RUBRICLAB_PROCESSES"] = str(PROCESSES)
+    reward._JUDGE = None
+    assert reward.reward_func(prompts=["warm-up"], completions=["warm-up"]) != [None]
+    control.post("/_control", json={"latency_ms": LATENCY_MS, "jitter_ms": JITTER_MS})
+    fresh = [f"The sum is {2 * n}." for n in range(COMPLETIONS)]
+    began = time.perf_counter()
+    spread = reward.reward_func(prompts=prompts, completions=fresh)
+    elapsed = time.perf_counter() - began
+    failed = sum(1 for r in spread if r is None)
+    print(f"reward_1000 over {PROCESSES} processes: {elapsed:.2f}s, {failed} failures, "
+          f"stats {reward.get_judge().stats}", flush=True)
+    assert failed == 0
+    bench("reward_1000_s", elapsed, "s", COMPLETIONS * LATENCY_MS / 1000 / CONCURRENCY)
 
 
 def main() -> int:

@@ -6,15 +6,16 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
 from ninja import Router, Schema, Status
 
-from apps.api.auth import project_access
+from apps.api.auth import check_token_scope
 from apps.calibration.report import Thresholds, calibration_report
 from apps.calibration.selectors import NotFound, resolve_judge, resolve_version
 from apps.datasets.models import Dataset
 from apps.judging import planning
 from apps.judging.models import JudgeRun
 from apps.judging.progress import run_summary
+from apps.judging.selectors import get_run_for_user
 from apps.projects.access import Need
-from apps.rubrics.models import Rubric
+from apps.rubrics.selectors import get_rubric_for_user
 
 router = Router()
 
@@ -67,8 +68,8 @@ def _run_out(run: JudgeRun) -> dict:
                                                422: Problems},
              summary="Start a judge run")
 def start_run(request, slug: str, payload: RunIn):
-    access = project_access(request, slug, need=Need.WRITE)
-    rubric = get_object_or_404(Rubric, project=access.project, slug=payload.rubric)
+    check_token_scope(request, slug)
+    rubric, access = get_rubric_for_user(request.user, slug, payload.rubric, need=Need.WRITE)
     dataset = get_object_or_404(Dataset, project=access.project, name=payload.dataset)
     try:
         version = resolve_version(rubric, payload.version)
@@ -98,8 +99,9 @@ def start_run(request, slug: str, payload: RunIn):
 
 
 def _run(request, slug: str, run_id: int, need: Need) -> JudgeRun:
-    access = project_access(request, slug, need=need)
-    return get_object_or_404(JudgeRun, project=access.project, pk=run_id)
+    check_token_scope(request, slug)
+    run, _ = get_run_for_user(request.user, slug, run_id, need=need)
+    return run
 
 
 @router.get("projects/{slug}/runs/{run_id}", response={200: RunOut, 403: Error, 404: Error},
@@ -130,8 +132,8 @@ def run_action(request, slug: str, run_id: int, action: str):
             summary="Calibration report (as calibration_report --format json)")
 def calibration(request, slug: str, rubric_slug: str, dataset: str, judge: str | None = None,
                 version: int | None = None):
-    access = project_access(request, slug, need=Need.READ)
-    rubric = get_object_or_404(Rubric, project=access.project, slug=rubric_slug)
+    check_token_scope(request, slug)
+    rubric, access = get_rubric_for_user(request.user, slug, rubric_slug, need=Need.READ)
     chosen = get_object_or_404(Dataset, project=access.project, name=dataset)
     try:
         v = resolve_version(rubric, version)

@@ -27,24 +27,40 @@ def _lengths(dataset: Dataset) -> dict[int, tuple[int, int, int]]:
     }
 
 
+def _share(wins: int, decisive: int) -> float | None:
+    return wins / decisive if decisive else None
+
+
 def position_bias(answers: list[tuple[int, int, str, str]]) -> dict:
+    """Flip rate under order swap, and how often the response shown first wins, overall and in
+    each order: A-first (order AB) and B-first (order BA). A judge without position bias picks
+    the first shown about half the time in both; a real preference for A over B shows as one
+    order high and the other low, a position bias as both high (or both low)."""
     if not answers:
         return {"available": False,
                 "sentence": "Needs a run asked in both orders (imported verdicts are not)."}
     flips = sum(1 for _, _, ab, ba in answers if ab != ba)
     # In order AB the first shown is A; in order BA it is B (answers are in the item's terms).
-    first = sum(1 for _, _, ab, _ in answers if ab == "A") + sum(
-        1 for _, _, _, ba in answers if ba == "B")
-    decisive = sum(1 for _, _, ab, _ in answers if ab != "tie") + sum(
-        1 for _, _, _, ba in answers if ba != "tie")
-    share = first / decisive if decisive else None
+    first_ab = sum(1 for _, _, ab, _ in answers if ab == "A")
+    first_ba = sum(1 for _, _, _, ba in answers if ba == "B")
+    decisive_ab = sum(1 for _, _, ab, _ in answers if ab != "tie")
+    decisive_ba = sum(1 for _, _, _, ba in answers if ba != "tie")
+    share = _share(first_ab + first_ba, decisive_ab + decisive_ba)
+    share_ab, share_ba = _share(first_ab, decisive_ab), _share(first_ba, decisive_ba)
     flip_rate = flips / len(answers)
     sentence = (f"The verdict changes with the order in {flip_rate:.0%} of questions. ")
     if share is not None:
         sentence += (f"When it picks a side, it picks the response shown first {share:.0%} of "
-                     "the time (50% means no position preference).")
+                     "the time (50% means no position preference)")
+        by_order = []
+        if share_ab is not None:
+            by_order.append(f"{share_ab:.0%} with A shown first")
+        if share_ba is not None:
+            by_order.append(f"{share_ba:.0%} with B shown first")
+        sentence += f": {', '.join(by_order)}." if by_order else "."
     return {"available": True, "n": len(answers), "flip_rate": _num(flip_rate),
-            "first_shown_wins": _num(share), "sentence": sentence}
+            "first_shown_wins": _num(share), "first_shown_wins_ab": _num(share_ab),
+            "first_shown_wins_ba": _num(share_ba), "sentence": sentence}
 
 
 def length_bias(d: CriterionData, lengths: dict, reference: dict) -> dict:

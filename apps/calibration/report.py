@@ -65,6 +65,11 @@ def _kappa(a, b, labels, weights):
     return _num(stats.cohen_kappa(a, b, labels=labels, weights=weights))
 
 
+def _words(kappa: float | None) -> str:
+    """The Landis-Koch band of a kappa that may be null (undefined)."""
+    return stats.landis_koch(math.nan if kappa is None else kappa)
+
+
 def human_ceiling(d: CriterionData) -> dict:
     """Agreement among the humans themselves: the most a judge can be shown to reach."""
     labels = scales.allowed_values(d.scale)
@@ -128,8 +133,7 @@ def criterion_report(d: CriterionData, *, thresholds: Thresholds,
         low, high = stats.bootstrap_kappa_ci(human, judge, labels=labels, weights=weights,
                                              n_resamples=BOOTSTRAP_RESAMPLES, seed=seed)
         report["kappa_ci95"] = [_num(low), _num(high)]
-        report["kappa_words"] = stats.landis_koch(report["kappa"]
-                                                  if report["kappa"] is not None else math.nan)
+        report["kappa_words"] = _words(report["kappa"])
         report["confusion_matrix"]["matrix"] = stats.confusion(human, judge, labels=labels)
         if scale["type"] == scales.ORDINAL:
             report["kappa_linear"] = _kappa(human, judge, labels, "linear")
@@ -137,8 +141,9 @@ def criterion_report(d: CriterionData, *, thresholds: Thresholds,
     for annotator in d.annotators:
         theirs = {i: v[annotator] for i, v in d.human.items() if annotator in v}
         a, b = _pairs(theirs, d.judge)
-        report["kappa_vs_annotators"][annotator] = {"n": len(a),
-                                                    "kappa": _kappa(a, b, labels, weights)}
+        kappa = _kappa(a, b, labels, weights)
+        report["kappa_vs_annotators"][annotator] = {"n": len(a), "kappa": kappa,
+                                                    "kappa_words": _words(kappa)}
     report.update(human_ceiling(d))
     if d.judge_flag:
         kept = {i: v for i, v in d.judge.items() if i not in d.judge_flag}
@@ -171,6 +176,11 @@ def criterion_warnings(r: dict, t: Thresholds) -> list[str]:
     if r["n"] and missing:
         warnings.append(f"The human reference never uses {', '.join(missing)}: kappa cannot "
                         "show whether the judge recognises those classes.")
+    used = [v for v, c in r["reference_distribution"].items() if c]
+    unused = [v for v in used if not r["judge_distribution"].get(v)]
+    if r["n"] and unused:
+        warnings.append(f"The judge never answers {', '.join(unused)}, which the humans use: "
+                        "it cannot recognise those classes, whatever its agreement.")
     if len(r["annotators"]) < 2:
         warnings.append("Fewer than two annotators: the human ceiling (how far people agree "
                         "with each other) is unknown.")

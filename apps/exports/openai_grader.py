@@ -91,6 +91,29 @@ def pairwise_label_model(spec: dict, criterion: dict, model: dict, *, name: str)
     }
 
 
+def formula_names(keys: list[str]) -> dict[str, str]:
+    """A name for each criterion key that `calculate_output` can use.
+
+    Criterion keys may hold '-' and start with a digit ("follows-format", "2nd-turn"), which a
+    formula would read as a subtraction or a number. Such a key gets '_' for each other
+    character and a 'c_' prefix before a digit; a name already taken gets '_2', '_3', ... The
+    sub-grader's own `name` stays the criterion key, so the mapping travels in the grader.
+    """
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for key in keys:
+        base = re.sub(r"[^A-Za-z0-9_]", "_", key)
+        if not _FORMULA_NAME_RE.fullmatch(base):
+            base = f"c_{base}"
+        candidate, n = base, 1
+        while candidate in taken:
+            n += 1
+            candidate = f"{base}_{n}"
+        taken.add(candidate)
+        out[key] = candidate
+    return out
+
+
 def build_graders(spec: dict, model: dict, *, name: str) -> dict:
     """{"grader": fine-tuning grader, "label_grader": evaluation grader or None}."""
     weighted = [c for c in spec["criteria"] if c["weight"] > 0]
@@ -100,10 +123,11 @@ def build_graders(spec: dict, model: dict, *, name: str) -> dict:
         grader = make(spec, weighted[0], model, name=name)
     else:
         total = sum(c["weight"] for c in weighted)
-        formula = " + ".join(f"{c['weight']:g} * {c['key']}" for c in weighted)
+        names = formula_names([c["key"] for c in weighted])
+        formula = " + ".join(f"{c['weight']:g} * {names[c['key']]}" for c in weighted)
         grader = {
             "type": "multi", "name": name,
-            "graders": {c["key"]: make(spec, c, model, name=c["key"]) for c in weighted},
+            "graders": {names[c["key"]]: make(spec, c, model, name=c["key"]) for c in weighted},
             "calculate_output": f"({formula}) / {total:g}",
         }
     label = None

@@ -62,7 +62,10 @@ def render_readme(*, run, report, model: dict, name: str, calibrated: bool,
         "`RUBRICLAB_CONCURRENCY` (calls in flight, default "
         f"{model['concurrency']}), `RUBRICLAB_TIMEOUT_S`, `RUBRICLAB_MAX_ATTEMPTS` (retries of "
         "429 / 5xx / timeouts), `RUBRICLAB_REWARD_FALLBACK` (the reward on a judge failure; "
-        "default: None for TRL, 0.0 for verl and OpenRLHF). Failures are counted in "
+        "default: None for TRL, 0.0 for verl and OpenRLHF), `RUBRICLAB_PROCESSES` (judge "
+        "processes sharing the calls of a batch, default 1: litellm needs a few ms of CPU per "
+        "call, so one process serves about 200 calls a second; 2 or more for large GRPO "
+        "batches). Failures are counted in "
         "`reward.get_judge().stats`.",
         "",
         f"Cost: {per_call} judge call(s) per completion"

@@ -94,6 +94,19 @@ def _classify(exc):
     return type(exc).__name__, False, retry_after
 
 
+def _setting(name, given, default, kind, minimum):
+    """A number from the argument, else the environment variable `name`, else the default;
+    a value that is not a number (or is below `minimum`) stops with the variable's name."""
+    raw = given if given is not None else os.environ.get(name) or default
+    try:
+        value = kind(raw)
+    except (TypeError, ValueError):
+        raise BundleError(f"{name} must be a number, not {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise BundleError(f"{name} must be at least {minimum}, not {raw!r}")
+    return value
+
+
 class Judge:
     """The calibrated judge: same prompts, parsing and aggregation as RubricLab.
 
@@ -103,15 +116,21 @@ class Judge:
     """
 
     def __init__(self, spec=None, *, concurrency=None, max_attempts=None, timeout_s=None,
-                 fallback=None, cache_size=100_000):
+                 fallback=None, processes=None, cache_size=100_000):
         self.spec = spec if spec is not None else SPEC
         model = self.spec["model"]
         env = os.environ.get
-        self.concurrency = int(concurrency or env("RUBRICLAB_CONCURRENCY") or model["concurrency"])
-        self.max_attempts = int(max_attempts or env("RUBRICLAB_MAX_ATTEMPTS") or 5)
-        self.timeout_s = float(timeout_s or env("RUBRICLAB_TIMEOUT_S") or model["timeout_s"])
+        self.concurrency = _setting("RUBRICLAB_CONCURRENCY", concurrency, model["concurrency"],
+                                    int, 1)
+        self.max_attempts = _setting("RUBRICLAB_MAX_ATTEMPTS", max_attempts, 5, int, 1)
+        self.timeout_s = _setting("RUBRICLAB_TIMEOUT_S", timeout_s, model["timeout_s"], float, 0.1)
+        # Judge processes beside this one (see _Processes): litellm costs milliseconds of CPU
+        # per call, so one process serves about 200 calls a second however fast the model is.
+        self.processes = _setting("RUBRICLAB_PROCESSES", processes, 1, int, 1)
         fb = env("RUBRICLAB_REWARD_FALLBACK")
-        self.fallback = fallback if fallback is not None else (float(fb) if fb else None)
+        self.fallback = (fallback if fallback is not None
+                         else _setting("RUBRICLAB_REWARD_FALLBACK", None, None, float, None)
+                         if fb else None)
         self.criteria = [c for c in self.spec["criteria"] if c["weight"] > 0]
         self.pairwise = self.spec["rubric"]["mode"] == "pairwise"
         self.cache = collections.OrderedDict()
@@ -124,6 +143,7 @@ class Judge:
         self._semaphores = {}
         self._lock = threading.Lock()
         self._settings = None
+        self._pool = None
 
     # -- one model call ------------------------------------------------------------------
     def _semaphore(self):
@@ -256,15 +276,21 @@ class Judge:
             groups.setdefault(prompt, []).append(index)
         out = [(self.fallback, {"judge_failed": True, "error": "no other completion of this "
                                  "prompt to compare with"})] * len(prompts)
+        pairs = {}
         for prompt, members in groups.items():
             if len(members) < 2:
                 continue
-            pairs = [(i, j) for n, i in enumerate(members) for j in members[n + 1:]]
-            results = await asyncio.gather(*(self._safe({
-                "prompt": prompt, "response_a": completions[i], "response_b": completions[j],
-                "reference": ""}) for i, j in pairs))
+            pairs[prompt] = [(i, j) for n, i in enumerate(members) for j in members[n + 1:]]
+        flat = [(prompt, i, j) for prompt, its in pairs.items() for i, j in its]
+        scored = iter(await self.score_many([{
+            "prompt": prompt, "response_a": completions[i], "response_b": completions[j],
+            "reference": ""} for prompt, i, j in flat]))
+        for prompt, members in groups.items():
+            if len(members) < 2:
+                continue
+            results = [next(scored) for _ in pairs[prompt]]
             wins = {i: [] for i in members}
-            for (i, j), (score, detail) in zip(pairs, results):
+            for (i, j), (score, detail) in zip(pairs[prompt], results):
                 if detail.get("judge_failed"):
                     continue
                 wins[i].append(score)
@@ -312,8 +338,31 @@ class Judge:
         """[(reward, detail)] per completion."""
         if self.mode() == "group":
             return await self.score_in_groups(prompts, completions)
-        return list(await asyncio.gather(
-            *(self._safe(i) for i in self.items(prompts, completions, references))))
+        return await self.score_many(self.items(prompts, completions, references))
+
+    async def score_many(self, items):
+        """[(reward, detail)] per item: in this process, or spread over the judge processes
+        (RUBRICLAB_PROCESSES > 1); known items come from the memo either way."""
+        if self.processes <= 1:
+            return list(await asyncio.gather(*(self._safe(item) for item in items)))
+        out, todo = [None] * len(items), []
+        for n, item in enumerate(items):
+            hit = self.memo.get(_item_key(item))
+            if hit is not None:
+                self.stats["cache_hits"] += 1
+                out[n] = hit
+            else:
+                todo.append(n)
+        if todo:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = _Processes(self)
+            results = await _BACKGROUND.run_async(self._pool.score([items[n] for n in todo]))
+            for n, result in zip(todo, results):
+                out[n] = result
+                if not result[1].get("judge_failed"):
+                    self._remember(_item_key(items[n]), result)
+        return out
 
     def rewards_sync(self, prompts, completions, references=None):
         """The same for synchronous callers: from the memo at once when it has them all,
@@ -335,16 +384,181 @@ class _Background:
         self.loop = None
         self.lock = threading.Lock()
 
-    def run(self, coro):
+    def _started(self):
         with self.lock:
             if self.loop is None:
                 self.loop = asyncio.new_event_loop()
                 threading.Thread(target=self.loop.run_forever, name="rubriclab-judge",
                                  daemon=True).start()
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        return self.loop
+
+    def run(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self._started()).result()
+
+    async def run_async(self, coro):
+        """Await `coro` on the background loop from any loop (the judge processes' pipes
+        belong to it)."""
+        loop = self._started()
+        if asyncio.get_running_loop() is loop:
+            return await coro
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
 
 
 _BACKGROUND = _Background()
+
+
+# -- judge processes (RUBRICLAB_PROCESSES) ---------------------------------------------------
+class _Child:
+    def __init__(self, proc):
+        self.proc = proc
+        self.pending = {}
+        self.stats = {}
+        self.reader = None
+
+    @property
+    def alive(self):
+        return self.proc.returncode is None and self.reader is not None and not self.reader.done()
+
+
+class _Processes:
+    """`python reward.py _worker` processes, each a Judge with its share of the concurrency,
+    fed JSON lines over pipes. Items are split into one contiguous chunk per process; a process
+    that dies fails its chunk (fallback rewards, counted) and is started again next time."""
+
+    def __init__(self, judge):
+        self.judge = judge
+        self.children = []
+        self.lock = None
+        self.next_id = 0
+        atexit.register(self.close)
+
+    async def _start(self):
+        judge = self.judge
+        for child in self.children:
+            if child.proc.returncode is None:
+                child.proc.kill()
+        share = -(-judge.concurrency // judge.processes)
+        init = json.dumps({"spec": judge.spec, "concurrency": share,
+                           "max_attempts": judge.max_attempts, "timeout_s": judge.timeout_s,
+                           "fallback": judge.fallback}).encode() + b"\n"
+        children = []
+        for _ in range(judge.processes):
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, *(["-I"] if sys.flags.isolated else []),
+                os.path.abspath(__file__), "_worker",
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 26)
+            proc.stdin.write(init)
+            children.append(_Child(proc))
+        for child in children:
+            await child.proc.stdin.drain()
+        for child in children:  # each imports litellm first: seconds, once
+            if not (await child.proc.stdout.readline()).startswith(b'{"ready"'):
+                raise JudgeFailure("a judge process did not start (its error is above, on "
+                                   "stderr)")
+            child.reader = asyncio.ensure_future(self._read(child))
+        self.children = children
+
+    async def _read(self, child):
+        try:
+            while True:
+                line = await child.proc.stdout.readline()
+                if not line:
+                    break
+                message = json.loads(line)
+                for key, value in message["stats"].items():
+                    self.judge.stats[key] = (self.judge.stats.get(key, 0) + value
+                                             - child.stats.get(key, 0))
+                child.stats = message["stats"]
+                future = child.pending.pop(message["id"], None)
+                if future is not None and not future.done():
+                    future.set_result([tuple(result) for result in message["results"]])
+        finally:
+            code = await child.proc.wait()
+            for future in child.pending.values():
+                if not future.done():
+                    future.set_exception(JudgeFailure(f"a judge process exited (code {code})"))
+            child.pending.clear()
+
+    async def score(self, items):
+        if self.lock is None:
+            self.lock = asyncio.Lock()
+        async with self.lock:
+            if not self.children or not all(child.alive for child in self.children):
+                await self._start()
+        size = -(-len(items) // len(self.children))
+        sent = []
+        for child, start in zip(self.children, range(0, len(items), size)):
+            chunk = items[start:start + size]
+            self.next_id += 1
+            future = asyncio.get_running_loop().create_future()
+            child.pending[self.next_id] = future
+            try:
+                child.proc.stdin.write(json.dumps({"id": self.next_id, "items": chunk}).encode()
+                                       + b"\n")
+                await child.proc.stdin.drain()
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the reader fails the future when it sees the process gone
+            sent.append((chunk, future))
+        out = []
+        for chunk, future in sent:
+            try:
+                out.extend(await future)
+            except JudgeFailure as exc:
+                self.judge.stats["failures"] += len(chunk)
+                out.extend([(self.judge.fallback, {"judge_failed": True, "error": str(exc)})]
+                           * len(chunk))
+        return out
+
+    def close(self):
+        """At exit: end of input tells each process to finish and leave."""
+        loop = _BACKGROUND.loop
+        for child in self.children:
+            if loop is not None and not loop.is_closed() and child.proc.returncode is None:
+                try:
+                    loop.call_soon_threadsafe(child.proc.stdin.close)
+                except RuntimeError:
+                    pass
+        self.children = []
+
+
+def _worker():
+    """`python reward.py _worker`: one of the judge processes of RUBRICLAB_PROCESSES. Reads a
+    settings line, then requests {"id", "items"}; answers {"id", "results", "stats"}."""
+    channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)  # whatever else prints goes to stderr, never into the answers
+    settings = json.loads(sys.stdin.readline())
+    judge = Judge(settings["spec"], concurrency=settings["concurrency"],
+                  max_attempts=settings["max_attempts"], timeout_s=settings["timeout_s"],
+                  fallback=settings["fallback"], processes=1)
+    _litellm()
+    loop = asyncio.new_event_loop()
+    lock = threading.Lock()
+
+    def send(message):
+        with lock:
+            message["stats"] = dict(judge.stats)
+            channel.write(json.dumps(message) + "\n")
+            channel.flush()
+
+    async def answer(request):
+        try:
+            results = await judge.score_many(request["items"])
+        except Exception as exc:  # answered, never left waiting
+            judge.stats["failures"] += len(request["items"])
+            results = [(judge.fallback, {"judge_failed": True,
+                                         "error": f"{type(exc).__name__}: {exc}"[:300]})
+                       ] * len(request["items"])
+        send({"id": request["id"], "results": results})
+
+    def read():
+        for line in sys.stdin:
+            asyncio.run_coroutine_threadsafe(answer(json.loads(line)), loop)
+        loop.call_soon_threadsafe(loop.stop)
+
+    send({"ready": True})
+    threading.Thread(target=read, daemon=True).start()
+    loop.run_forever()
+    return 0
 _JUDGE = None
 
 
@@ -543,6 +757,10 @@ def serve(host="0.0.0.0", port=5000):
 
 def _main(argv=None):
     import argparse
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["_worker"]:
+        return _worker()
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)

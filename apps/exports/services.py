@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import zipfile
 
 from django.core.exceptions import ValidationError
@@ -24,6 +25,27 @@ class GateRefused(Exception):
     def __init__(self, reasons: list[str]) -> None:
         super().__init__("; ".join(reasons))
         self.reasons = reasons
+
+
+# What a bundle may name. Both are written into generated files a trainer runs (reward.py,
+# train_trl.py), so anything beyond these characters is refused rather than escaped: a litellm
+# model name ("openai/gpt-4o-mini", "ollama/llama3:8b", "vertex_ai/gemini-1.5-pro@001") and a
+# dataset column name.
+_MODEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@+\-]{0,199}")
+_COLUMN_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,79}")
+
+
+def export_input_errors(*, model: str, reference_column: str) -> dict[str, str]:
+    """Field -> reason for a model or reference column a bundle cannot carry."""
+    errors = {}
+    if not _MODEL_RE.fullmatch(model):
+        errors["model"] = (f"'{model[:80]}' is not a litellm model name (letters, digits and "
+                           "_ . : / @ + -, e.g. openai/gpt-4o-mini); give the model the bundle "
+                           "should call")
+    if not _COLUMN_RE.fullmatch(reference_column):
+        errors["reference_column"] = (f"'{reference_column[:80]}' is not a column name "
+                                      "(a letter or _, then letters, digits, _ . -; at most 80)")
+    return errors
 
 
 def model_settings(run: JudgeRun, model: str = "") -> dict:
@@ -89,12 +111,15 @@ def judge_export(*, run: JudgeRun, fmt: str, user=None, force: bool = False, mod
         raise ValidationError({"format": f"one of {', '.join(ExportFormat.values)}"})
     if run.kind == RunKind.LIVE and run.status != RunStatus.COMPLETED:
         raise ValidationError({"run": f"run #{run.pk} is {run.status}; export a finished run"})
+    settings = model_settings(run, model)
+    problems = export_input_errors(model=settings["model"], reference_column=reference_column)
+    if problems:
+        raise ValidationError(problems)
     project = run.project
     report = calibration_report(version=run.rubric_version, dataset=run.dataset, run=run,
                                 thresholds=Thresholds.for_project(project), with_bias=False)
     if not report["gate"]["passed"] and not force:
         raise GateRefused(report["gate"]["reasons"])
-    settings = model_settings(run, model)
     filename, data = _artifact(fmt, run, report, settings, force, reference_column)
     return Export.objects.create(
         project=project, run=run, rubric_version=run.rubric_version, judge_name=run.name,

@@ -60,7 +60,10 @@ def export_create(request: HttpRequest, slug: str) -> HttpResponse:
         except GateRefused as exc:
             refused = exc.reasons
         except ValidationError as exc:
-            form.add_error(None, exc.messages)
+            # Reasons about a field go beside it; the rest above the form.
+            for field, reasons in (exc.message_dict.items() if hasattr(exc, "error_dict")
+                                   else [(None, exc.messages)]):
+                form.add_error(field if field in form.fields else None, reasons)
         else:
             state = "calibrated" if export.calibrated else "UNCALIBRATED (exported anyway)"
             messages.success(request, f"Exported {export.filename}: {state}.")

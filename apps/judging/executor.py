@@ -258,7 +258,8 @@ def _shut(loop: asyncio.AbstractEventLoop) -> None:
     for task in pending:
         task.cancel()
     try:
-        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        if pending:  # gather() of nothing would make its future on another loop
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         loop.run_until_complete(loop.shutdown_asyncgens())
     finally:
         loop.close()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
-from apps.labeling.selection import MODES
+from apps.labeling.selection import MODES, parse_item_list
 
 
 class SessionForm(forms.Form):
@@ -17,6 +17,9 @@ class SessionForm(forms.Form):
                              help_text="key=value, e.g. split=test")
     run = forms.ChoiceField(required=False, label="Judge run",
                             help_text="For “judge and humans disagree”.")
+    items = forms.CharField(required=False, label="Item ids",
+                            widget=forms.Textarea(attrs={"rows": 3}),
+                            help_text="For “these items”: one id per line, as in the dataset.")
     overlap = forms.IntegerField(initial=1, min_value=1, max_value=50,
                                  label="Overlap (annotators per item, k)")
     claim_ttl_s = forms.IntegerField(initial=900, min_value=30, max_value=86400,
@@ -51,6 +54,8 @@ class SessionForm(forms.Form):
             self.add_error("filter", "Write the filter as key=value.")
         if mode == "disagree" and not data.get("run"):
             self.add_error("run", "Choose the judge run to compare with.")
+        if mode == "items" and not parse_item_list(data.get("items") or ""):
+            self.add_error("items", "List the items' ids, one per line.")
         return data
 
     def selection(self) -> dict:
@@ -62,6 +67,8 @@ class SessionForm(forms.Form):
             return {"mode": mode, "filter": d["filter"].strip()}
         if mode == "disagree":
             return {"mode": mode, "run": int(d["run"])}
+        if mode == "items":
+            return {"mode": mode, "ids": parse_item_list(d["items"])}
         return {"mode": mode}
 
 

@@ -1,5 +1,6 @@
 """Which items a new session's pool holds: all, a seeded random sample, a metadata filter,
-items without labels yet, or items where a judge run and the human reference disagree.
+items without labels yet, items where a judge run and the human reference disagree, or
+items listed by id (the calibration page's "label this item again").
 
 A selection is a small dict, stored on the session as the record of how its items were
 chosen, e.g. {"mode": "sample", "size": 200, "seed": 7}.
@@ -26,7 +27,9 @@ MODES = {
     "filter": "Items whose metadata has key = value",
     "unlabelled": "Items without human labels yet (on this version's criteria)",
     "disagree": "Items where a judge run and the human reference disagree",
+    "items": "These items, by id (one per line)",
 }
+MAX_LISTED_ITEMS = 5000
 
 
 def _ordered_ids(items) -> list[int]:
@@ -129,6 +132,35 @@ def _disagree(dataset: Dataset, version: RubricVersion, run_id) -> list[int]:
     return _ordered_ids(Item.objects.filter(dataset=dataset, pk__in=differ))
 
 
+def parse_item_list(text: str) -> list[str]:
+    """Item ids typed one per line; blank lines and repeats are dropped, order kept."""
+    seen: dict[str, None] = {}
+    for line in (text or "").splitlines():
+        if line.strip():
+            seen.setdefault(line.strip(), None)
+    return list(seen)
+
+
+def _listed(dataset: Dataset, external_ids) -> list[int]:
+    """The items named by their ids (as in the dataset file), in dataset order. Every id must
+    exist: a typo is an error that names it, not a silently smaller session."""
+    if (not isinstance(external_ids, list) or not external_ids
+            or not all(isinstance(x, str) and x.strip() for x in external_ids)):
+        raise ValidationError({"items": "List the items' ids, one per line."})
+    if len(external_ids) > MAX_LISTED_ITEMS:
+        raise ValidationError({"items": f"At most {MAX_LISTED_ITEMS:,} listed items; for more, "
+                                        "use a metadata filter or a sample."})
+    wanted = {x.strip() for x in external_ids}
+    found = dict(Item.objects.filter(dataset=dataset, external_id__in=wanted)
+                 .values_list("external_id", "id"))
+    unknown = sorted(wanted - set(found))
+    if unknown:
+        shown = ", ".join(repr(x) for x in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+        raise ValidationError({"items": f"{len(unknown)} id(s) not in '{dataset.name}': "
+                                        f"{shown}"})
+    return _ordered_ids(Item.objects.filter(pk__in=found.values()))
+
+
 def select_item_ids(*, dataset: Dataset, version: RubricVersion, selection: dict) -> list[int]:
     mode = selection.get("mode", "all")
     if mode == "all":
@@ -148,4 +180,6 @@ def select_item_ids(*, dataset: Dataset, version: RubricVersion, selection: dict
         return _unlabelled(dataset, version)
     if mode == "disagree":
         return _disagree(dataset, version, selection.get("run"))
+    if mode == "items":
+        return _listed(dataset, selection.get("ids"))
     raise ValidationError({"selection": f"Unknown item choice {mode!r}."})

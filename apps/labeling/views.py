@@ -12,7 +12,13 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    StreamingHttpResponse,
+)
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -78,7 +84,8 @@ def _session_form(access, data=None, initial=None) -> SessionForm:
 def session_create(request: HttpRequest, slug: str) -> HttpResponse:
     access = get_project_for_user(request.user, slug, need=Need.WRITE)
     # A link may prefill the form, e.g. the calibration page's "label these disagreements".
-    initial = {key: request.GET[key] for key in ("name", "version", "dataset", "mode", "run")
+    initial = {key: request.GET[key] for key in ("name", "version", "dataset", "mode", "run",
+                                                 "items")
                if request.method == "GET" and request.GET.get(key)}
     form = _session_form(access, request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
@@ -99,7 +106,7 @@ def session_create(request: HttpRequest, slug: str) -> HttpResponse:
         except ValidationError as exc:
             for name, errors in exc.message_dict.items():
                 target = {"sample_size": "sample_size", "filter": "filter", "run": "run",
-                          "selection": "mode"}.get(name, name)
+                          "items": "items", "selection": "mode"}.get(name, name)
                 form.add_error(target if target in form.fields else None, errors)
         else:
             messages.success(request, f"Session '{session.name}' created with "
@@ -190,11 +197,19 @@ def _adjudication_rows(session, page: int, form_errors: dict) -> dict:
 
 # -- exports ----------------------------------------------------------------------------------
 
-def _download(rows, *, fmt: str, pairwise: bool, name: str) -> StreamingHttpResponse:
+EXPORT_FORMATS = ("jsonl", "csv")
+
+
+def _download(rows, *, fmt: str, pairwise: bool, name: str) -> HttpResponse:
+    if fmt not in EXPORT_FORMATS:
+        # Rows are a lazy generator: nothing was read for a format we refuse.
+        return HttpResponseBadRequest(
+            f"Unknown format {fmt[:20]!r}: use format=jsonl or format=csv.",
+            content_type="text/plain; charset=utf-8")
     if fmt == "csv":
         body, kind = exports.csv_lines(rows, pairwise=pairwise), "text/csv"
     else:
-        body, kind, fmt = exports.jsonl_lines(rows), "application/x-ndjson", "jsonl"
+        body, kind = exports.jsonl_lines(rows), "application/x-ndjson"
     response = StreamingHttpResponse(body, content_type=f"{kind}; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
     return response

@@ -54,8 +54,14 @@ def version_compare(request: HttpRequest, slug: str, rubric_slug: str) -> HttpRe
         raise Http404("No versions")
 
     def pick(name: str, default: int) -> int:
-        value = request.GET.get(name, "")
-        return int(value) if value.isdigit() and int(value) in numbers else default
+        # Left out: the default pair. Named but not a version: 404, as for version_detail,
+        # rather than quietly comparing two other versions than the ones asked for.
+        value = request.GET.get(name, "").strip()
+        if not value:
+            return default
+        if not value.isdigit() or int(value) not in numbers:
+            raise Http404(f"No version {value} of this rubric")
+        return int(value)
 
     b = pick("b", numbers[-1])
     a = pick("a", numbers[-2] if len(numbers) > 1 else numbers[-1])

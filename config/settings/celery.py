@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 from config.env import env_int, env_str
 
 _VAR_DIR = Path(env_str("RUBRICLAB_VAR_DIR", str(Path(__file__).resolve().parents[2] / "var")))
@@ -48,6 +50,16 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # hand the same message to another worker.
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 900, minimum=10)
 CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 60
+# Said at start-up, not found out as every long batch running twice: a broker with a visibility
+# timeout (Redis, SQS) hands an unacknowledged message to another worker once it expires, so the
+# hard limit (soft + 60 s) must end the task first. The filesystem transport has no such timeout.
+if (not CELERY_BROKER_URL.startswith("filesystem://")
+        and CELERY_TASK_TIME_LIMIT >= CELERY_BROKER_VISIBILITY_TIMEOUT):
+    raise ImproperlyConfigured(
+        f"CELERY_TASK_SOFT_TIME_LIMIT={CELERY_TASK_SOFT_TIME_LIMIT} plus 60 s must stay below "
+        f"CELERY_BROKER_VISIBILITY_TIMEOUT={CELERY_BROKER_VISIBILITY_TIMEOUT}, or the broker "
+        "re-delivers batches that are still running"
+    )
 CELERY_WORKER_MAX_MEMORY_PER_CHILD = env_int("CELERY_WORKER_MAX_MEMORY_PER_CHILD", 400_000)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -142,3 +142,59 @@ def test_no_judge_is_reported_without_passing(world):
     assert report["judge"] is None
     assert report["gate"]["passed"] is False
     assert report["gate"]["reasons"][0] == "no judge chosen"
+
+
+def test_a_class_the_judge_never_answers_is_warned_about(world):
+    version, dataset, items, run = world
+    scale = _scale("ok")
+    for i, item in enumerate(items):
+        _label(item, "ok", "a", i % 2, scale)  # the humans use both 0 and 1
+        Verdict.objects.create(run=run, item=item, criterion_key="ok", value="1")
+    ok = calibration_report(version=version, dataset=dataset, run=run,
+                            thresholds=LOW_BAR)["criteria"]["ok"]
+    assert ok["judge_distribution"] == {"0": 0, "1": 6}
+    assert any(w.startswith("The judge never answers 0,") for w in ok["warnings"])
+    # A judge that uses every class the humans use gets no such warning.
+    Verdict.objects.filter(run=run, item=items[0]).update(value="0")
+    ok = calibration_report(version=version, dataset=dataset, run=run,
+                            thresholds=LOW_BAR)["criteria"]["ok"]
+    assert not any("never answers" in w for w in ok["warnings"])
+
+
+def test_every_annotator_kappa_carries_its_landis_koch_words(world):
+    version, dataset, items, run = world
+    scale = _scale("ok")
+    for i, item in enumerate(items):
+        _label(item, "ok", "same", i % 2, scale)
+        _label(item, "ok", "contrary", 1 - i % 2, scale)
+        Verdict.objects.create(run=run, item=item, criterion_key="ok", value=str(i % 2))
+    vs = calibration_report(version=version, dataset=dataset, run=run,
+                            thresholds=LOW_BAR)["criteria"]["ok"]["kappa_vs_annotators"]
+    assert vs["same"] == {"n": 6, "kappa": 1.0, "kappa_words": "almost perfect"}
+    assert vs["contrary"] == {"n": 6, "kappa": -1.0, "kappa_words": "poor"}
+
+
+def test_position_bias_says_how_often_the_first_shown_wins_in_each_order():
+    from apps.calibration.bias import position_bias
+
+    # (item, sample, answer asked A-first, answer asked B-first), in the item's terms.
+    answers = [(1, 0, "A", "B"), (2, 0, "A", "B"), (3, 0, "A", "A"), (4, 0, "tie", "B")]
+    p = position_bias(answers)
+    assert p["flip_rate"] == 0.75  # items 1, 2 and 4 change with the order
+    assert p["first_shown_wins_ab"] == 1.0  # A-first: A, A, A (the tie is not decisive)
+    assert p["first_shown_wins_ba"] == 0.75  # B-first: B, B, A, B
+    assert p["first_shown_wins"] == round(6 / 7, 6)
+    assert "100% with A shown first, 75% with B shown first" in p["sentence"]
+    only_ties = position_bias([(1, 0, "tie", "tie")])
+    assert only_ties["first_shown_wins_ab"] is None and only_ties["first_shown_wins"] is None
+    assert position_bias([])["available"] is False
+
+
+@pytest.mark.parametrize("value,words", [(0.85, "almost perfect"), ("0.5", "moderate"),
+                                         (-0.1, "poor"), (None, "undefined"),
+                                         ("", "undefined"), ("n/a", "undefined"),
+                                         (float("nan"), "undefined")])
+def test_the_landis_koch_filter(value, words):
+    from apps.calibration.templatetags.kappa_words import landis_koch
+
+    assert landis_koch(value) == words

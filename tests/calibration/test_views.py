@@ -134,3 +134,77 @@ def test_disagreements_can_be_sent_to_a_labelling_session(demo_client):
     assert re.search(r'value="disagree"[^>]*checked', page)
     assert re.search(rf'<option value="{run.pk}" selected', page)
     assert "Disagreements with gpt-3.5-turbo" in page
+
+
+
+def test_one_disagreement_can_be_sent_to_a_labelling_session(demo_client):
+    run = JudgeRun.objects.get(project__slug="demo", name="gpt-3.5-turbo")
+    html = demo_client.get(_url(judge=run.pk)).content.decode()
+    links = re.findall(r'href="(/p/demo/labelling/new/\?mode=items[^"]+)"', html)
+    assert len(links) == 25  # one per row of the first page
+    form = demo_client.get(links[0].replace("&amp;", "&"))
+    assert form.status_code == 200
+    page = form.content.decode()
+    assert re.search(r'value="items"[^>]*checked', page)
+    external_id = re.search(r'Label again: item ([^"<]+)"', page).group(1)
+    assert re.search(rf'<textarea name="items"[^>]*>\s*{re.escape(external_id)}</textarea>',
+                     page)
+
+
+def test_landis_koch_words_stand_beside_every_kappa(demo_client):
+    run = JudgeRun.objects.get(project__slug="demo", name="gpt-3.5-turbo")
+    other = JudgeRun.objects.get(project__slug="demo", name="PandaLM-7B")
+    html = demo_client.get(_url(judge=run.pk, compare=other.pk)).content.decode()
+    # The annotators' pair kappas (0.85 / 0.88 / 0.86), Fleiss' kappa, each annotator...
+    pairs = re.findall(r'<th scope="row">Kappa [^<]+ ~ [^<]+</th><td>(0\.\d+) '
+                       r'<small class="muted">([a-z ]+)</small>', html)
+    assert len(pairs) == 3 and {words for _, words in pairs} == {"almost perfect"}
+    assert re.search(r'Fleiss 0\.864 <small class="muted">almost perfect</small>', html)
+    vs = re.findall(r'<th scope="row">Judge vs [^<]+</th><td>(-?0\.\d+) ([a-z ]+) <small', html)
+    assert len(vs) == 3 and all(words.strip() in ("fair", "moderate", "substantial")
+                                for _, words in vs)
+    # ... and both judges side by side.
+    assert re.search(r'<th scope="row">kappa</th><td>0\.496 moderate</td><td>0\.435 moderate',
+                     html)
+
+
+def test_the_api_gives_the_same_json_as_the_command(demo_loaded, client, django_user_model):
+    import io
+    import json
+
+    from django.core.management import call_command
+
+    from apps.projects.services import token_create
+
+    user = django_user_model.objects.create_user(username="api-reader", password="pw")
+    project = Project.objects.get(slug="demo")
+    Membership.objects.create(project=project, user=user, role=Role.EDITOR)
+    _, token = token_create(user=user, project=project, name="ci")
+    out = io.StringIO()
+    call_command("calibration_report", "--project", "demo", "--rubric", "pandalm-preference",
+                 "--dataset", "PandaLM test set", "--judge", "PandaLM-7B", stdout=out)
+    command = json.loads(out.getvalue())
+    response = client.get("/api/v1/projects/demo/rubrics/pandalm-preference/calibration",
+                          {"dataset": "PandaLM test set", "judge": "PandaLM-7B"},
+                          HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 200
+    api = response.json()
+    command.pop("generated_at"), api.pop("generated_at")
+    assert api == command
+    assert round(api["criteria"]["overall"]["kappa"], 4) == 0.4354
+    missing = client.get("/api/v1/projects/demo/rubrics/pandalm-preference/calibration",
+                         {"dataset": "PandaLM test set", "judge": "no-such-judge"},
+                         HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert missing.status_code == 404 and "no judge 'no-such-judge'" in missing.json()["detail"]
+
+
+def test_the_dashboard_leads_an_editor_to_exporting_the_judge(demo_client):
+    run = JudgeRun.objects.get(project__slug="demo", name="gpt-3.5-turbo")
+    html = demo_client.get(_url(judge=run.pk)).content.decode()
+    link = re.search(r'href="(/p/demo/exports/new/\?run=\d+)">Export this judge \(marked '
+                     r'uncalibrated\)<', html).group(1)
+    assert link.endswith(f"?run={run.pk}")
+    form = demo_client.get(link).content.decode()
+    assert re.search(rf'<option value="{run.pk}" selected', form)
+    assert 'href="/p/demo/exports/?rubric=pandalm-preference"' in html
+

@@ -7,6 +7,7 @@ import pytest
 from django.urls import reverse
 
 from apps.datasets.models import Item
+from apps.exports.models import Export
 from apps.judging.models import Judgment, Verdict
 from apps.labeling.models import HumanLabel
 from apps.rubrics.models import Rubric
@@ -39,6 +40,11 @@ def hostile_world(personas):
                                                   rationale=HOSTILE, raw_output=HOSTILE)
     Verdict.objects.create(run=world.run, item=world.item, criterion_key="correct", value="1",
                            rationale=HOSTILE)
+    # An export's provenance: the judge's and model's names, the dataset in its report.
+    export = Export.objects.get(pk=world.export.pk)
+    report = {**export.report, "dataset": HOSTILE}
+    Export.objects.filter(pk=export.pk).update(judge_name=HOSTILE[:120], model=HOSTILE[:200],
+                                               report=report)
     return world
 
 
@@ -56,6 +62,8 @@ def test_hostile_text_is_shown_as_text_everywhere(personas, hostile_world, watch
         reverse("judgment_raw", args=[slug, w.run.pk, w.judgment.pk]),
         reverse("calibration_dashboard", args=[slug, w.rubric.slug])
         + f"?dataset={w.dataset.pk}&judge={w.imported_run.pk}",
+        reverse("export_list", args=[slug]),
+        reverse("export_detail", args=[slug, w.export.pk]),
     ]
     watched.sign_in("owner")
     for path in pages:

@@ -128,3 +128,36 @@ def test_our_checks_catch_what_the_sdk_lets_through():
              "calculate_output": "(2 * a + c) / 3"}
     assert any("calculate_output" in p for p in grader_problems(multi))
     assert grader_problems({**multi, "calculate_output": "(2 * a + b) / 3"}) == []
+
+
+def test_criterion_keys_that_are_not_formula_names_still_make_a_valid_multi_grader(personas):
+    """Keys may hold '-' and start with a digit: the formula must not read 'follows-format' as
+    a subtraction. Each gets a formula name; the sub-grader's name stays the criterion key."""
+    ordinal = {"type": "ordinal", "levels": [{"value": i, "anchor": f"level {i}"}
+                                             for i in range(1, 4)]}
+    content = {
+        "rubric": "keys", "name": "Keys", "mode": "pointwise",
+        "criteria": [
+            {"key": "follows-format", "weight": 3, "scale": ordinal,
+             "description": "Example: 'Boil for 7 minutes.' is level 3."},
+            {"key": "follows_format", "weight": 1, "scale": ordinal},
+            {"key": "2nd-turn", "weight": 2, "scale": ordinal},
+        ],
+    }
+    grader = grader_document(personas.project, content)["grader"]
+    assert grader["type"] == "multi"
+    assert grader_problems(grader) == []
+    subs = grader["graders"]
+    assert all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) for name in subs)
+    by_key = {sub["name"]: name for name, sub in subs.items()}
+    assert set(by_key) == {"follows-format", "follows_format", "2nd-turn"}
+    assert len(set(by_key.values())) == 3  # 'follows-format' and 'follows_format' kept apart
+    for sub in subs.values():
+        validate_score_model(sub)
+    # The few-shot text of a criterion's description reaches its grader's messages.
+    assert "'Boil for 7 minutes.' is level 3" in \
+        subs[by_key["follows-format"]]["input"][1]["content"]
+    scores = {by_key["follows-format"]: 1.0, by_key["follows_format"]: 0.0,
+              by_key["2nd-turn"]: 0.5}
+    value = eval(grader["calculate_output"], {"__builtins__": {}}, scores)  # noqa: S307
+    assert value == pytest.approx((3 * 1.0 + 1 * 0.0 + 2 * 0.5) / 6)

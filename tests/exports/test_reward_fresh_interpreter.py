@@ -315,3 +315,79 @@ print(json.dumps({"rewards": reward.reward_func(prompts=P, completions=C, refere
 """, RUBRICLAB_API_KEY="sk-bundle-test-0123456789abcdef")
     assert got["rewards"] == pytest.approx(judged["pointwise"]["expected"])
     assert "sk-bundle" not in json.dumps(got)
+
+
+def test_judge_processes_give_the_same_rewards_and_count_their_calls(judged):
+    # RUBRICLAB_PROCESSES=2: the calls are made by two `reward.py _worker` processes.
+    got = call(judged, "pointwise", """
+import asyncio, os
+out = reward.reward_func(prompts=P, completions=C, reference=R)
+again = asyncio.run(reward.async_reward_func(prompts=P, completions=C, reference=R))
+judge = reward.get_judge()
+pids = [child.proc.pid for child in judge._pool.children]
+solo = reward.Judge(processes=1)
+alone = [r for r, _ in reward._BACKGROUND.run(solo.rewards(P, C, R))]
+print(json.dumps({"rewards": out, "again": again, "stats": judge.stats, "solo": solo.stats,
+                  "alone": alone, "pids": pids, "me": os.getpid()}))
+""", RUBRICLAB_PROCESSES="2")
+    expected = judged["pointwise"]["expected"]
+    assert got["rewards"] == pytest.approx(expected)
+    assert got["again"] == got["rewards"] and got["alone"] == got["rewards"]
+    assert len(set(got["pids"])) == 2 and got["me"] not in got["pids"]
+    # The workers' calls are counted in the caller's stats, as one process would count them.
+    assert got["stats"]["calls"] == got["solo"]["calls"] > 0
+    assert got["stats"]["scored"] == len(expected)
+    assert got["stats"]["cache_hits"] == len(expected)  # the second time, from the memo
+
+
+def test_judge_processes_score_pairwise_groups(judged):
+    got = call(judged, "pairwise", """
+prompts = ["Task 0"] * 3 + ["Task 1"] * 3
+completions = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"]
+out = reward.reward_func(prompts=prompts, completions=completions)
+print(json.dumps({"rewards": out, "calls": reward.get_judge().stats["calls"]}))
+""", RUBRICLAB_PAIRWISE_MODE="group", RUBRICLAB_PROCESSES="3")
+    assert sum(got["rewards"][:3]) == pytest.approx(1.5)
+    assert sum(got["rewards"][3:]) == pytest.approx(1.5)
+    assert got["calls"] == 2 * 3 * 2
+
+
+def test_a_judge_process_that_dies_fails_its_share_and_is_replaced(judged, fake):
+    got = call(judged, "pointwise", """
+import os, signal, threading, time, urllib.request
+def latency(ms):
+    urllib.request.urlopen(urllib.request.Request(
+        FAKE + "/_control", data=json.dumps({"latency_ms": ms}).encode(),
+        headers={"Content-Type": "application/json"}), timeout=5).read()
+reward.reward_func(prompts=["warm"], completions=["warm"])  # both processes started
+judge = reward.get_judge()
+first = [child.proc.pid for child in judge._pool.children]
+latency(3000)
+box = {}
+worker = threading.Thread(target=lambda: box.update(out=reward.reward_func(
+    prompts=P[:4], completions=["d1", "d2", "d3", "d4"])))
+worker.start()
+time.sleep(1.0)
+os.kill(first[0], signal.SIGKILL)  # holds the first two completions
+worker.join(30)
+latency(0)
+after = reward.reward_func(prompts=P[:4], completions=["d1", "d2", "d3", "d4"])
+second = [child.proc.pid for child in judge._pool.children]
+print(json.dumps({"during": box["out"], "after": after, "stats": judge.stats,
+                  "first": first, "second": second}))
+""".replace("FAKE", repr(fake.base_url)), RUBRICLAB_PROCESSES="2")
+    assert got["during"][:2] == [None, None]
+    assert all(isinstance(r, float) for r in got["during"][2:])
+    assert all(isinstance(r, float) for r in got["after"])
+    assert got["stats"]["failures"] == 2
+    assert not set(got["first"]) & set(got["second"])  # both started again
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_a_bad_number_of_processes_is_refused_by_name(judged, value):
+    proc = run_in_bundle(judged["python"], judged["pointwise"]["bundle"], """
+import reward
+reward.reward_func(prompts=["p"], completions=["c"])
+""", check=False, env=fresh_env(RUBRICLAB_PROCESSES=value))
+    assert proc.returncode != 0
+    assert "RUBRICLAB_PROCESSES must be" in proc.stderr and repr(value) in proc.stderr

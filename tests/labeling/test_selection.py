@@ -99,3 +99,16 @@ def test_items_where_judge_and_reference_disagree(personas, world):
     assert _select(world, mode="disagree", run=run.pk) == [items["i1"]]
     with pytest.raises(ValidationError):
         _select(world, mode="disagree", run=None)
+
+
+def test_listed_items_keep_dataset_order_and_an_unknown_id_is_named(world):
+    from apps.labeling.selection import parse_item_list
+
+    assert parse_item_list("i7\n\n  i2 \ni7\n") == ["i7", "i2"]
+    assert _select(world, mode="items", ids=["i7", "i2"]) == _ids(world[1], "i2", "i7")
+    with pytest.raises(ValidationError) as err:
+        _select(world, mode="items", ids=["i2", "nope", "i99"])
+    assert err.value.message_dict["items"] == ["2 id(s) not in 'answers': 'i99', 'nope'"]
+    for bad in ([], None, "i2", [""], [3]):
+        with pytest.raises(ValidationError, match="one per line"):
+            _select(world, mode="items", ids=bad)

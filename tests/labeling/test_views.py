@@ -106,6 +106,28 @@ def test_an_editor_creates_a_session_of_a_random_sample(personas, session):
     assert response["Location"] == url("session_detail", created)
 
 
+def test_an_editor_creates_a_session_of_listed_items_and_a_typo_is_named(personas, session):
+    users = [personas.labeller, personas.editor]
+    data = _create_data(session.rubric_version, session.dataset, users, mode="items",
+                        items="i3\nno-such-item\n")
+    response = personas.client("editor").post(url("session_create"), data)
+    assert response.status_code == 422
+    assert "1 id(s) not in" in response.content.decode() and "no-such-item" in (
+        response.content.decode())
+    data["items"] = ""
+    response = personas.client("editor").post(url("session_create"), data)
+    assert response.status_code == 422 and "one per line" in response.content.decode()
+    data["items"] = "i3\r\ni1"
+    response = personas.client("editor").post(url("session_create"), data)
+    assert response.status_code == 302
+    created = LabelingSession.objects.get(name="second pass")
+    assert created.selection == {"mode": "items", "ids": ["i3", "i1"]}
+    assert list(created.pool.order_by("position").values_list("item__external_id", flat=True)
+                ) == ["i1", "i3"]
+    detail = personas.client("editor").get(url("session_detail", created)).content.decode()
+    assert "Item choice: items, 2 listed items." in detail
+
+
 def test_session_create_shows_its_errors_with_422(personas, session):
     data = _create_data(session.rubric_version, session.dataset, [personas.labeller],
                         overlap="3", mode="filter", filter="nothing here")
@@ -336,6 +358,18 @@ def test_exports_give_labellers_their_own_labels_and_owners_all(personas, sessio
     assert personas.client("owner").get(url("dataset_labels_export",
                                             dataset_id=999999)).status_code == 404
     assert personas.client("owner").post(dataset_url).status_code == 405
+
+
+def test_an_unknown_export_format_is_refused_with_its_reason(personas, session):
+    label_one(session, personas.labeller, {"correct": 1, "safe": 1})
+    for page in (url("session_export", session),
+                 url("dataset_labels_export", dataset_id=session.dataset_id)):
+        response = personas.client("owner").get(page + "?format=xml")
+        assert response.status_code == 400
+        assert "format=jsonl or format=csv" in response.content.decode()
+    jsonl = personas.client("owner").get(url("session_export", session) + "?format=jsonl")
+    assert jsonl.status_code == 200
+    assert jsonl["Content-Disposition"].endswith('.jsonl"')
 
 
 def test_texts_are_escaped_with_whitespace_kept_and_code_in_a_code_box(personas):

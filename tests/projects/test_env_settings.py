@@ -160,6 +160,24 @@ def test_a_bad_value_stops_start_up_naming_the_variable():
     assert "DATASET_MAX_UPLOAD_MB" in result.stderr
 
 
+@pytest.mark.parametrize("soft,visibility", [("3600", "3600"), ("3541", "3600")])
+def test_a_time_limit_that_outlasts_the_visibility_timeout_stops_start_up(soft, visibility):
+    result = _run(["-c", "import config.settings.base"], CELERY_BROKER_URL="redis://h:6379/0",
+                  CELERY_TASK_SOFT_TIME_LIMIT=soft, CELERY_BROKER_VISIBILITY_TIMEOUT=visibility)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "CELERY_TASK_SOFT_TIME_LIMIT" in result.stderr
+    assert "CELERY_BROKER_VISIBILITY_TIMEOUT" in result.stderr
+
+
+def test_a_time_limit_below_the_visibility_timeout_is_accepted():
+    # And the filesystem broker, which has no visibility timeout, takes any limit.
+    for broker, soft in (("redis://h:6379/0", "3539"), ("filesystem://", "7200")):
+        result = _run(["-c", "import config.settings.base"], CELERY_BROKER_URL=broker,
+                      CELERY_TASK_SOFT_TIME_LIMIT=soft, CELERY_BROKER_VISIBILITY_TIMEOUT="3600")
+        assert result.returncode == 0, (broker, result.stderr)
+
+
 @pytest.mark.parametrize("key", [None, "dev-only-insecure-key-change-me", "short-key"])
 def test_production_settings_refuse_the_development_or_a_short_secret_key(key):
     result = _run(["-c", "import config.settings.production"], SECRET_KEY=key)

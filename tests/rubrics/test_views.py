@@ -825,6 +825,25 @@ def test_version_detail_of_a_draft_says_draft(personas, rubric):
     assert "Draft" in page and "Mostly wrong." in page
 
 
+def test_a_published_version_offers_a_judge_run_with_it_and_the_rubrics_runs(personas, published):
+    page = _text(personas.client("editor").get(url("version_detail", "helpful", 1)))
+    start = f"{reverse('run_start', args=['acme'])}?version={published.pk}"
+    assert f'href="{start}"' in page
+    assert f'href="{reverse("run_list", args=["acme"])}?rubric=helpful"' in page
+    form = _text(personas.client("editor").get(start))
+    assert f'<option value="{published.pk}" selected>' in form
+
+
+def test_a_draft_offers_no_judge_run(personas, rubric):
+    page = _text(personas.client("owner").get(url("version_detail", "helpful", 1)))
+    assert reverse("run_start", args=["acme"]) not in page
+
+
+def test_the_rubric_page_links_to_the_rubrics_judge_runs(personas, rubric):
+    page = _text(personas.client("owner").get(url("rubric_detail", "helpful")))
+    assert f'href="{reverse("run_list", args=["acme"])}?rubric=helpful"' in page
+
+
 def test_version_detail_of_an_unknown_number_is_404(personas, published):
     assert personas.client("owner").get(url("version_detail", "helpful", 7)).status_code == 404
     assert personas.client("owner").post(url("version_detail", "helpful", 1)).status_code == 405
@@ -846,6 +865,12 @@ def test_version_compare_flags_a_scale_change(personas, two_versions):
 def test_version_compare_defaults_to_the_last_two_versions(personas, two_versions):
     page = _text(personas.client("editor").get(url("version_compare", "helpful")))
     assert "v1 → v2" in page
+
+
+@pytest.mark.parametrize("query", [{"a": "9", "b": "2"}, {"a": "1", "b": "x"}, {"b": "-1"}])
+def test_version_compare_of_a_version_that_does_not_exist_is_404(personas, two_versions, query):
+    response = personas.client("owner").get(url("version_compare", "helpful"), query)
+    assert response.status_code == 404
 
 
 def test_version_compare_of_a_version_with_itself_has_no_differences(personas, published):

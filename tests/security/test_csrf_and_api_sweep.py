@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
@@ -44,29 +45,54 @@ def test_an_htmx_write_with_the_page_token_is_accepted(personas, world):
     assert response.status_code == 200
 
 
-def _api_calls(world) -> list[tuple[str, str, dict]]:
+def _api_calls(world) -> list[tuple[str, str, str, dict]]:
+    """(method, the operation's path in the OpenAPI schema, a concrete path, body) for every
+    API operation: `test_the_sweep_covers_every_api_operation` fails when one is missing."""
     slug = world.project.slug
     base = f"/api/v1/projects/{slug}"
+    ops = "/api/v1/projects/{slug}"
+    rows = SimpleUploadedFile("rows.jsonl", b'{"id": "x1", "prompt": "p", "response": "r"}\n')
     return [
-        ("get", f"{base}/rubrics", {}),
-        ("get", f"{base}/rubrics/{world.rubric.slug}/yaml", {}),
-        ("get", f"{base}/datasets", {}),
-        ("get", f"{base}/runs/{world.run.pk}", {}),
-        ("get", f"{base}/rubrics/{world.rubric.slug}/calibration?dataset={world.dataset.name}",
+        ("get", ops + "/rubrics", f"{base}/rubrics", {}),
+        ("get", ops + "/rubrics/{rubric_slug}/yaml", f"{base}/rubrics/{world.rubric.slug}/yaml",
          {}),
-        ("post", f"{base}/runs/{world.run.pk}/cancel", {}),
-        ("post", f"{base}/runs", {"rubric": world.rubric.slug, "dataset": world.dataset.name,
-                                  "model": "openai/x"}),
-        ("post", f"{base}/exports", {"run": world.run.pk, "format": "json", "force": True}),
-        ("get", f"/api/v1/exports/{world.export.pk}/bundle.zip", {}),
+        ("get", ops + "/datasets", f"{base}/datasets", {}),
+        ("post", ops + "/datasets/{name}/items", f"{base}/datasets/{world.dataset.name}/items",
+         {"file": rows}),
+        ("get", ops + "/runs/{run_id}", f"{base}/runs/{world.run.pk}", {}),
+        ("get", ops + "/rubrics/{rubric_slug}/calibration",
+         f"{base}/rubrics/{world.rubric.slug}/calibration?dataset={world.dataset.name}", {}),
+        ("post", ops + "/runs/{run_id}/{action}", f"{base}/runs/{world.run.pk}/cancel", {}),
+        ("post", ops + "/runs", f"{base}/runs", {"rubric": world.rubric.slug,
+                                                 "dataset": world.dataset.name,
+                                                 "model": "openai/x"}),
+        ("post", ops + "/exports", f"{base}/exports", {"run": world.run.pk, "format": "json",
+                                                       "force": True}),
+        ("get", "/api/v1/exports/{export_id}/bundle.zip",
+         f"/api/v1/exports/{world.export.pk}/bundle.zip", {}),
     ]
 
 
-def _call(client, method, path, body, token):
-    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+def _call(client, method, path, body, token=None):
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
     if method == "get":
         return client.get(path, **headers)
+    if any(isinstance(v, SimpleUploadedFile) for v in body.values()):
+        for value in body.values():
+            if isinstance(value, SimpleUploadedFile):
+                value.seek(0)
+        return client.post(path, body, **headers)  # multipart, as an upload is sent
     return client.post(path, body, content_type="application/json", **headers)
+
+
+def test_the_sweep_covers_every_api_operation(world):
+    from apps.api.api import api
+
+    schema = api.get_openapi_schema()
+    operations = {(method, path) for path, methods in schema["paths"].items()
+                  for method in methods}
+    swept = {(method, operation) for method, operation, _, _ in _api_calls(world)}
+    assert operations == swept
 
 
 def test_the_api_is_404_to_a_token_of_another_project(personas, world):
@@ -74,7 +100,7 @@ def test_the_api_is_404_to_a_token_of_another_project(personas, world):
     MembershipFactory(project=personas.other_project, user=other_owner, role=Role.OWNER)
     _, token = token_create(user=other_owner, project=personas.other_project, name="t")
     before = _snapshot(world.project)
-    for method, path, body in _api_calls(world):
+    for method, _, path, body in _api_calls(world):
         response = _call(Client(), method, path, body, token)
         assert response.status_code == 404, (method, path, response.status_code)
     assert _snapshot(world.project) == before
@@ -83,16 +109,15 @@ def test_the_api_is_404_to_a_token_of_another_project(personas, world):
 def test_the_api_is_403_to_a_labellers_token(personas, world):
     _, token = token_create(user=personas.labeller, project=world.project, name="t")
     before = _snapshot(world.project)
-    for method, path, body in _api_calls(world):
+    for method, _, path, body in _api_calls(world):
         response = _call(Client(), method, path, body, token)
         assert response.status_code == 403, (method, path, response.status_code)
     assert _snapshot(world.project) == before
 
 
 def test_the_api_is_401_without_credentials(world):
-    for method, path, body in _api_calls(world):
-        response = getattr(Client(), method)(path, body, content_type="application/json") \
-            if method == "post" else Client().get(path)
+    for method, _, path, body in _api_calls(world):
+        response = _call(Client(), method, path, body)
         assert response.status_code == 401, (method, path, response.status_code)
 
 
