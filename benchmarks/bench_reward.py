@@ -8,7 +8,7 @@ bundle, as a trainer would.
 Figures (BENCH lines):
 - reward_1000_s: reward_func over 1,000 distinct completions, fake latency 500 ms (+- 50 ms, as
   in bench_judge), concurrency 100, with RUBRICLAB_PROCESSES=2 (the calls made by two judge
-  processes, 50 in flight each).
+  processes, 50 in flight each; BENCH_REWARD_PROCESSES=N to try another number).
   Bound 1000 x 0.5 / 100 = 5 s (the time the calls take back to back at that concurrency).
 - reward_1000_one_process_s: the same with the default, every call in the trainer's process
   (litellm's ~4.5 ms of CPU per call queue on one core: a bare asyncio loop over litellm needs
@@ -38,7 +38,7 @@ COMPLETIONS = 1000
 CONCURRENCY = 100
 CACHED_ROUNDS = 20
 HTTP_REQUESTS = 400
-PROCESSES = 2
+PROCESSES = int(os.environ.get("BENCH_REWARD_PROCESSES", "2"))
 RUBRIC = {
     "rubric": "bench-reward", "name": "Bench reward", "mode": "pointwise",
     "description": "Answers to arithmetic questions.",

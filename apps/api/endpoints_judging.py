@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.shortcuts import get_object_or_404
 from ninja import Router, Schema, Status
 
 from apps.api.auth import check_token_scope
 from apps.calibration.report import Thresholds, calibration_report
 from apps.calibration.selectors import NotFound, resolve_judge, resolve_version
-from apps.datasets.models import Dataset
+from apps.datasets.cli import NoSuchDataset, dataset_by_name
 from apps.judging import planning
 from apps.judging.models import JudgeRun
 from apps.judging.progress import run_summary
@@ -70,7 +69,10 @@ def _run_out(run: JudgeRun) -> dict:
 def start_run(request, slug: str, payload: RunIn):
     check_token_scope(request, slug)
     rubric, access = get_rubric_for_user(request.user, slug, payload.rubric, need=Need.WRITE)
-    dataset = get_object_or_404(Dataset, project=access.project, name=payload.dataset)
+    try:
+        dataset = dataset_by_name(access.project, payload.dataset)
+    except NoSuchDataset as exc:
+        return Status(404, Error(detail=str(exc)))
     try:
         version = resolve_version(rubric, payload.version)
     except NotFound as exc:
@@ -134,11 +136,11 @@ def calibration(request, slug: str, rubric_slug: str, dataset: str, judge: str |
                 version: int | None = None):
     check_token_scope(request, slug)
     rubric, access = get_rubric_for_user(request.user, slug, rubric_slug, need=Need.READ)
-    chosen = get_object_or_404(Dataset, project=access.project, name=dataset)
     try:
+        chosen = dataset_by_name(access.project, dataset)
         v = resolve_version(rubric, version)
         run = resolve_judge(v, chosen, judge)
-    except NotFound as exc:
+    except (NotFound, NoSuchDataset) as exc:
         return Status(404, Error(detail=str(exc)))
     return calibration_report(version=v, dataset=chosen, run=run,
                               thresholds=Thresholds.for_project(access.project))

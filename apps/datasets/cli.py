@@ -1,4 +1,4 @@
-"""Looking up datasets by name for management commands, with one-line errors."""
+"""Looking up datasets by name (commands, API), with one-line errors that name the choices."""
 
 from __future__ import annotations
 
@@ -7,8 +7,22 @@ from django.core.management.base import CommandError
 from apps.datasets.models import Dataset
 
 
-def dataset_or_error(project, name: str) -> Dataset:
+class NoSuchDataset(LookupError):
+    """No dataset of that name in the project; the message names the ones there are."""
+
+
+def dataset_by_name(project, name: str) -> Dataset:
     dataset = Dataset.objects.filter(project=project, name=name).first()
     if dataset is None:
-        raise CommandError(f"no dataset '{name}' in project '{project.slug}'")
+        names = list(Dataset.objects.filter(project=project).order_by("name")
+                     .values_list("name", flat=True)[:20])
+        there = f"; datasets: {', '.join(names)}" if names else "; it has no datasets yet"
+        raise NoSuchDataset(f"no dataset '{name}' in project '{project.slug}'{there}")
     return dataset
+
+
+def dataset_or_error(project, name: str) -> Dataset:
+    try:
+        return dataset_by_name(project, name)
+    except NoSuchDataset as exc:
+        raise CommandError(str(exc)) from None

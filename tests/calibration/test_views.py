@@ -196,6 +196,12 @@ def test_the_api_gives_the_same_json_as_the_command(demo_loaded, client, django_
                          {"dataset": "PandaLM test set", "judge": "no-such-judge"},
                          HTTP_AUTHORIZATION=f"Bearer {token}")
     assert missing.status_code == 404 and "no judge 'no-such-judge'" in missing.json()["detail"]
+    no_dataset = client.get("/api/v1/projects/demo/rubrics/pandalm-preference/calibration",
+                            {"dataset": "PandaLM tset set"}, HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert no_dataset.status_code == 404
+    assert no_dataset.json()["detail"].startswith("no dataset 'PandaLM tset set' in project "
+                                                  "'demo'; datasets: ")
+    assert "PandaLM test set" in no_dataset.json()["detail"]
 
 
 def test_the_dashboard_leads_an_editor_to_exporting_the_judge(demo_client):

@@ -95,6 +95,8 @@ def test_an_unpublished_version_is_refused(personas, world):
 def test_an_unknown_rubric_or_dataset_is_404(world):
     *_, auth = world
     assert _start(auth, rubric="nope").status_code == 404
-    assert _start(auth, dataset="nope").status_code == 404
+    unknown = _start(auth, dataset="nope")
+    assert unknown.status_code == 404
+    assert unknown.json()["detail"].startswith("no dataset 'nope' in project 'acme'; datasets: ")
     assert Client().get("/api/v1/projects/acme/runs/999999", **auth).status_code == 404
     assert not JudgeRun.objects.exists()

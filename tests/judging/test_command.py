@@ -136,7 +136,7 @@ def test_a_bad_input_exits_non_zero_from_the_shell(world, monkeypatch, capsys):
         execute_from_command_line(["manage.py", "judge_run", *base_args(**{"--dataset": "x"})])
     assert exited.value.code == 1
     err = capsys.readouterr().err.strip()
-    assert err == "CommandError: no dataset 'x' in project 'acme'"
+    assert err == "CommandError: no dataset 'x' in project 'acme'; datasets: answers"
 
 
 # -- --wait, in this process ----------------------------------------------------------------------
