@@ -52,23 +52,30 @@ def _database_url() -> str:
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
+def process_env(base: dict | None = None, extra_env: dict | None = None) -> dict:
+    """The environment of a process of the app (worker, command) on this test run's database
+    and broker."""
+    env = {
+        **(os.environ if base is None else base),
+        **WORKER_ENV,
+        **(extra_env or {}),
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": _database_url(),
+        "CELERY_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    }
+    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+    if "data_folder_in" in options:
+        env["CELERY_FILESYSTEM_BROKER_DIR"] = str(Path(options["data_folder_in"]).parent)
+    return env
+
+
 class Worker:
     """A Celery worker (with embedded beat, running the coordinator) in its own process group."""
 
     def __init__(self, *, concurrency: int = 1, extra_env: dict | None = None) -> None:
         self.schedule = tempfile.NamedTemporaryFile(prefix="beat-", delete=False)
-        env = {
-            **os.environ,
-            **WORKER_ENV,
-            **(extra_env or {}),
-            "DJANGO_SETTINGS_MODULE": "config.settings.test",
-            "DATABASE_URL": _database_url(),
-            "CELERY_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
-            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-        }
-        options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
-        if "data_folder_in" in options:
-            env["CELERY_FILESYSTEM_BROKER_DIR"] = str(Path(options["data_folder_in"]).parent)
+        env = process_env(extra_env=extra_env)
         self.log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "-B",

@@ -29,13 +29,14 @@ class RunIn(Schema):
     model: str
     version: int | None = None
     name: str = ""
-    api_base: str = ""
-    temperature: float = 0.0
-    max_tokens: int = 400
-    samples: int = 1
-    concurrency: int = 16
-    timeout_s: float = 60.0
-    use_cache: bool = True
+    # The run's own defaults, as the start form and judge_run have them.
+    api_base: str = planning.RunSettings.api_base
+    temperature: float = planning.RunSettings.temperature
+    max_tokens: int = planning.RunSettings.max_tokens
+    samples: int = planning.RunSettings.samples
+    concurrency: int = planning.RunSettings.concurrency
+    timeout_s: float = planning.RunSettings.timeout_s
+    use_cache: bool = planning.RunSettings.use_cache
     subset: str = "all"
     sample_size: int | None = None
     seed: int = 0

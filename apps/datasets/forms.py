@@ -26,3 +26,8 @@ class DatasetUploadForm(forms.Form):
         self.fields["rubric"].choices = [("", "The project's only rubric of this kind")] + [
             (r.slug, f"{r.name} ({r.mode})") for r in rubrics
         ]
+
+
+def dataset_choices(datasets) -> list[tuple[str, str]]:
+    """Datasets as a select's choices, with their kind and size."""
+    return [(str(d.pk), f"{d.name} ({d.kind}, {d.item_count:,} items)") for d in datasets]

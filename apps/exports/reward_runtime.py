@@ -95,9 +95,12 @@ def _classify(exc):
 
 
 def _setting(name, given, default, kind, minimum):
-    """A number from the argument, else the environment variable `name`, else the default;
-    a value that is not a number (or is below `minimum`) stops with the variable's name."""
+    """A number from the argument, else the environment variable `name`, else the default
+    (None stays None); a value that is not a number (or is below `minimum`) stops with the
+    variable's name."""
     raw = given if given is not None else os.environ.get(name) or default
+    if raw is None:
+        return None
     try:
         value = kind(raw)
     except (TypeError, ValueError):
@@ -119,7 +122,6 @@ class Judge:
                  fallback=None, processes=None, cache_size=100_000):
         self.spec = spec if spec is not None else SPEC
         model = self.spec["model"]
-        env = os.environ.get
         self.concurrency = _setting("RUBRICLAB_CONCURRENCY", concurrency, model["concurrency"],
                                     int, 1)
         self.max_attempts = _setting("RUBRICLAB_MAX_ATTEMPTS", max_attempts, 5, int, 1)
@@ -127,10 +129,7 @@ class Judge:
         # Judge processes beside this one (see _Processes): litellm costs milliseconds of CPU
         # per call, so one process serves about 200 calls a second however fast the model is.
         self.processes = _setting("RUBRICLAB_PROCESSES", processes, 1, int, 1)
-        fb = env("RUBRICLAB_REWARD_FALLBACK")
-        self.fallback = (fallback if fallback is not None
-                         else _setting("RUBRICLAB_REWARD_FALLBACK", None, None, float, None)
-                         if fb else None)
+        self.fallback = _setting("RUBRICLAB_REWARD_FALLBACK", fallback, None, float, None)
         self.criteria = [c for c in self.spec["criteria"] if c["weight"] > 0]
         self.pairwise = self.spec["rubric"]["mode"] == "pairwise"
         self.cache = collections.OrderedDict()

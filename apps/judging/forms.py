@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from django import forms
 
+from apps.datasets.forms import dataset_choices
 from apps.judging.planning import RunSettings, Subset
+from apps.rubrics.forms import version_choices
 
 SUBSETS = [
     ("all", "All items"),
@@ -42,13 +44,8 @@ class JudgeRunForm(forms.Form):
 
     def __init__(self, *args, versions=(), datasets=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["version"].choices = [
-            (str(v.pk), f"{v.rubric.name} v{v.number} ({v.rubric.get_mode_display()})")
-            for v in versions
-        ]
-        self.fields["dataset"].choices = [
-            (str(d.pk), f"{d.name} ({d.kind}, {d.item_count:,} items)") for d in datasets
-        ]
+        self.fields["version"].choices = version_choices(versions)
+        self.fields["dataset"].choices = dataset_choices(datasets)
 
     def clean(self):
         data = super().clean()

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from django import forms
 
+from apps.datasets.forms import dataset_choices
 from apps.labeling.selection import MODES, parse_item_list
+from apps.rubrics.forms import version_choices
 
 
 class SessionForm(forms.Form):
@@ -30,13 +32,8 @@ class SessionForm(forms.Form):
 
     def __init__(self, *args, versions=(), datasets=(), runs=(), members=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["version"].choices = [
-            (str(v.pk), f"{v.rubric.name} v{v.number} ({v.rubric.get_mode_display()})")
-            for v in versions
-        ]
-        self.fields["dataset"].choices = [
-            (str(d.pk), f"{d.name} ({d.kind}, {d.item_count:,} items)") for d in datasets
-        ]
+        self.fields["version"].choices = version_choices(versions)
+        self.fields["dataset"].choices = dataset_choices(datasets)
         self.fields["run"].choices = [("", "—")] + [
             (str(r.pk), f"#{r.pk} {r.name} on {r.dataset.name}") for r in runs
         ]

@@ -65,3 +65,9 @@ class RubricImportForm(forms.Form):
                                                         "spellcheck": "false"}))
     publish = forms.BooleanField(required=False, label="Publish it as a new version")
     note = forms.CharField(required=False, max_length=4000, label="Note for the published version")
+
+
+def version_choices(versions) -> list[tuple[str, str]]:
+    """Published versions as a select's choices, for the forms that start work on one."""
+    return [(str(v.pk), f"{v.rubric.name} v{v.number} ({v.rubric.get_mode_display()})")
+            for v in versions]

@@ -15,7 +15,6 @@ import subprocess
 import sys
 
 import pytest
-from django.conf import settings
 from django.core.management import call_command, execute_from_command_line
 from django.core.management.base import CommandError
 from django.db import connections
@@ -25,7 +24,7 @@ from apps.judging.models import JudgeBatch, JudgeRun, Judgment, RunStatus
 from apps.judging.planning import judge_run_cancel
 from apps.rubrics.services import rubric_draft
 from tests.judging.helpers import make_pointwise
-from tests.realparts import ROOT, WORKER_ENV, _database_url
+from tests.realparts import ROOT, process_env
 
 SUMMARY_KEYS = {"run", "status", "done", "failed", "calls", "cached", "cost_usd", "elapsed_s"}
 FAKE_BASE = "http://127.0.0.1:9/v1"
@@ -175,17 +174,8 @@ def test_wait_fails_when_the_run_is_cancelled(world, monkeypatch):
 
 # -- --wait, a real worker and the command as its own process -------------------------------
 def run_command(*args: str, worker) -> subprocess.CompletedProcess:
-    env = {key: value for key, value in os.environ.items() if key != "OPENAI_API_KEY"}
-    env.update(WORKER_ENV)
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": _database_url(),
-        "CELERY_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-    })
-    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
-    if "data_folder_in" in options:
-        env["CELERY_FILESYSTEM_BROKER_DIR"] = os.path.dirname(options["data_folder_in"])
+    env = process_env({key: value for key, value in os.environ.items()
+                       if key != "OPENAI_API_KEY"})
     try:
         return subprocess.run([sys.executable, "manage.py", "judge_run", *args], cwd=ROOT,
                               env=env, capture_output=True, text=True, timeout=120)
