@@ -7,7 +7,8 @@ made on the scale it uses (DESIGN.md invariants).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import statistics
+from dataclasses import dataclass, field, replace
 
 from apps.calibration.stats import majority
 from apps.datasets.models import Dataset
@@ -16,6 +17,10 @@ from apps.labeling.models import GoldLabel, HumanLabel
 from apps.rubrics import scales
 from apps.rubrics.models import RubricVersion
 from apps.rubrics.selectors import version_content
+
+MAJORITY = "majority"
+MEDIAN = "median"
+RULES = (MAJORITY, MEDIAN)
 
 
 @dataclass
@@ -30,6 +35,9 @@ class CriterionData:
     judge_spread: dict[int, float] = field(default_factory=dict)
     judge_flag: dict[int, str] = field(default_factory=dict)
     judge_samples: dict[int, int] = field(default_factory=dict)
+    # How annotators become one reference on ordinal scales: "majority" or "median"
+    # (docs/decisions/0014); other scales always use the majority.
+    rule: str = MAJORITY
 
     @property
     def key(self) -> str:
@@ -39,27 +47,69 @@ class CriterionData:
     def scale(self) -> dict:
         return self.criterion["scale"]
 
+    @property
+    def effective_rule(self) -> str:
+        return MEDIAN if self.rule == MEDIAN and self.scale["type"] == scales.ORDINAL else MAJORITY
+
     def reference(self) -> dict[int, object]:
-        """Gold where present, else the annotators' majority; items without either are left out
-        (a tie between annotators is no reference). Computed once per criterion."""
+        """Gold where present, else the annotators' majority (or, for ordinal criteria under
+        the median rule, their median); items without either are left out (a tie between
+        annotators is no majority). Computed once per criterion."""
         cached = self.__dict__.get("_reference")
         if cached is not None:
             return cached
+        combine = _median if self.effective_rule == MEDIAN else _majority
         ref: dict[int, object] = {}
         for item_id in set(self.human) | set(self.gold):
             if item_id in self.gold:
                 ref[item_id] = self.gold[item_id]
                 continue
-            value = _majority(list(self.human[item_id].values()))
+            value = combine(list(self.human[item_id].values()))
             if value is not None:
                 ref[item_id] = value
         self.__dict__["_reference"] = ref
         return ref
 
+    def reference_drops(self) -> dict[str, int | None]:
+        """Items with human labels but no reference, under each rule: what choosing the rule
+        costs. The median rule applies to ordinal criteria only (None otherwise)."""
+        no_gold = [labels for item, labels in self.human.items() if item not in self.gold]
+        by_majority = sum(1 for labels in no_gold if _majority(list(labels.values())) is None)
+        by_median = None
+        if self.scale["type"] == scales.ORDINAL:
+            by_median = sum(1 for labels in no_gold if _median(list(labels.values())) is None)
+        return {MAJORITY: by_majority, MEDIAN: by_median}
+
+    def restricted(self, item_ids: set[int]) -> CriterionData:
+        """The same criterion on a subset of items (a split's part); the reference is still
+        decided item by item, so restricting first or after gives the same values."""
+        def keep(mapping: dict) -> dict:
+            return {i: v for i, v in mapping.items() if i in item_ids}
+
+        human = keep(self.human)
+        present = {name for labels in human.values() for name in labels}
+        return replace(self, annotators=[a for a in self.annotators if a in present],
+                       human=human, gold=keep(self.gold),
+                       judge=keep(self.judge), judge_mean=keep(self.judge_mean),
+                       judge_spread=keep(self.judge_spread), judge_flag=keep(self.judge_flag),
+                       judge_samples=keep(self.judge_samples))
+
+    def without_judge(self) -> CriterionData:
+        return replace(self, judge={}, judge_mean={}, judge_spread={}, judge_flag={},
+                       judge_samples={})
+
     def ratings_matrix(self) -> tuple[list[int], list[list[object]]]:
         """Items with any human label, as rows; one column per annotator (None = missing)."""
         items = sorted(self.human)
         return items, [[self.human[i].get(a) for a in self.annotators] for i in items]
+
+
+def _median(values: list):
+    """The annotators' median level; with an even number of labels the lower of the two middle
+    levels, so the reference is always a level some annotator chose (docs/decisions/0014)."""
+    if not values:
+        return None
+    return statistics.median_low(values)
 
 
 def _majority(values: list):
@@ -89,7 +139,8 @@ def _read(scale: dict, text: str, _cache: dict = {}):  # noqa: B006 (a deliberat
     return _cache[key]
 
 
-def load_criteria(version: RubricVersion, dataset: Dataset) -> list[CriterionData]:
+def load_criteria(version: RubricVersion, dataset: Dataset, *,
+                  rule: str = MAJORITY) -> list[CriterionData]:
     """All criteria's labels in two queries (labels, gold), whatever the number of criteria.
 
     Plain fetches, not .iterator(): on PostgreSQL a server-side cursor makes the planner favour
@@ -98,7 +149,8 @@ def load_criteria(version: RubricVersion, dataset: Dataset) -> list[CriterionDat
     """
     criteria = version_content(version)["criteria"]
     by_key = {
-        c["key"]: CriterionData(criterion=c, annotators=[], human={}, gold={}) for c in criteria
+        c["key"]: CriterionData(criterion=c, annotators=[], human={}, gold={}, rule=rule)
+        for c in criteria
     }
     signatures = {c["key"]: scales.scale_signature(c["scale"]) for c in criteria}
     annotators: dict[str, set[str]] = {key: set() for key in by_key}

@@ -10,7 +10,16 @@ from django.views.decorators.http import require_GET, require_POST
 
 from apps.calibration.charts import heat_rows, kappa_bar
 from apps.calibration.disagreements import disagreements
-from apps.calibration.report import Thresholds, calibration_report, judges_for, load_inputs
+from apps.calibration.report import (
+    PARTS,
+    Inputs,
+    Thresholds,
+    calibration_report,
+    choose_scope,
+    judges_for,
+    load_inputs,
+    scoped,
+)
 from apps.calibration.selectors import get_calibration_for_user
 from apps.calibration.trend import kappa_trend
 from apps.datasets.models import Dataset
@@ -76,17 +85,22 @@ def calibration_dashboard(request: HttpRequest, slug: str, rubric_slug: str) -> 
                "versions": versions, "version": version, "datasets": datasets,
                "dataset": dataset, "judges": judges, "run": run, "compare": compare,
                "nav": "calibration"}
+    part = _part(request)
+    context["part"] = part
     if dataset is not None and run is not None:
         thresholds = Thresholds.for_project(access.project)
-        inputs = load_inputs(version, dataset, run)
+        inputs = load_inputs(version, dataset, run, user=request.user)
         report = calibration_report(version=version, dataset=dataset, run=run,
-                                    thresholds=thresholds, inputs=inputs)
+                                    thresholds=thresholds, inputs=inputs, part=part,
+                                    user=request.user, source="page",
+                                    also_seen=(compare,) if compare is not None else ())
         cards = []
         other = None
         if compare is not None:
             other = calibration_report(
                 version=version, dataset=dataset, run=compare, thresholds=thresholds,
-                with_bias=False, inputs=_with_other_judge(inputs[0], compare))
+                with_bias=False, inputs=_with_other_judge(inputs, compare), part=part,
+                looks=report["test_looks"])
         for key, c in report["criteria"].items():
             cards.append({
                 "key": key, "c": c,
@@ -99,11 +113,15 @@ def calibration_dashboard(request: HttpRequest, slug: str, rubric_slug: str) -> 
             })
         page_arg = request.GET.get("page", "1")
         page = int(page_arg) if page_arg.isdigit() and 0 < int(page_arg) < 10**5 else 1
+        # Tuning aids (the trend across versions, the disagreements) read development items
+        # only: looking at test items there would be tuning on them.
+        dev = scoped(inputs, choose_scope(inputs.split, "dev", thresholds))[0]
         context.update({
             "report": report, "cards": cards, "other": other, "thresholds": thresholds,
             "trend": kappa_trend(rubric=rubric, dataset=dataset, judge_name=run.name,
-                                 current=(run, inputs[0])),
-            "disagreements": disagreements(data=inputs[0], run=run,
+                                 current=(run, dev),
+                                 items=inputs.split.dev_ids if inputs.split else set()),
+            "disagreements": disagreements(data=dev, run=run,
                                            criterion=request.GET.get("criterion") or None,
                                            page=page),
         })
@@ -113,20 +131,18 @@ def calibration_dashboard(request: HttpRequest, slug: str, rubric_slug: str) -> 
     return render(request, template, context)
 
 
-def _with_other_judge(data, run):
-    """The same labels with another judge's verdicts: one query instead of three."""
-    import copy
-
+def _with_other_judge(inputs: Inputs, run) -> Inputs:
+    """The same labels and split with another judge's verdicts: one query instead of three."""
     from apps.calibration.data import attach_judge
 
-    other = []
-    for d in data:
-        clone = copy.copy(d)
-        clone.judge, clone.judge_mean, clone.judge_spread = {}, {}, {}
-        clone.judge_flag, clone.judge_samples = {}, {}
-        other.append(clone)
+    other = [d.without_judge() for d in inputs.data]
     attach_judge(other, run)
-    return other, {}
+    return Inputs(other, {}, inputs.split)
+
+
+def _part(request) -> str:
+    part = request.GET.get("part", "test")
+    return part if part in PARTS else "test"
 
 
 @login_required
@@ -137,7 +153,8 @@ def calibration_json(request: HttpRequest, slug: str, rubric_slug: str) -> HttpR
     if dataset is None or run is None:
         raise Http404("No judge to report on")
     report = calibration_report(version=version, dataset=dataset, run=run,
-                                thresholds=Thresholds.for_project(access.project))
+                                thresholds=Thresholds.for_project(access.project),
+                                part=_part(request), user=request.user, source="json")
     return JsonResponse(report, json_dumps_params={"indent": 2})
 
 

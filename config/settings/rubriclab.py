@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ImproperlyConfigured
+
 from config.env import env_bool, env_float, env_int
 
 # Export gate defaults (DESIGN.md "Statistics"); each project can set its own.
@@ -9,6 +11,14 @@ GATE_MIN_N = env_int("GATE_MIN_N", 50, minimum=1)
 GATE_MIN_KAPPA_LOWER = env_float("GATE_MIN_KAPPA_LOWER", 0.4)
 GATE_MIN_KAPPA = env_float("GATE_MIN_KAPPA", 0.6)
 GATE_MIN_HUMAN_ALPHA = env_float("GATE_MIN_HUMAN_ALPHA", 0.4)
+
+# The locked development / test split of labelled items (docs/decisions/0014): the share of
+# test items and the seed of the first draw of each rubric's split on a dataset.
+CALIBRATION_TEST_SHARE = env_float("CALIBRATION_TEST_SHARE", 0.3, minimum=0.05)
+if CALIBRATION_TEST_SHARE > 0.95:
+    raise ImproperlyConfigured(f"CALIBRATION_TEST_SHARE={CALIBRATION_TEST_SHARE} must be at "
+                               "most 0.95")
+CALIBRATION_SPLIT_SEED = env_int("CALIBRATION_SPLIT_SEED", 0, minimum=0)
 
 # Denial-of-wallet guard: a run that would queue more model calls than this is refused.
 MAX_QUEUED_CALLS_DEFAULT = env_int("MAX_QUEUED_CALLS_DEFAULT", 200_000, minimum=1)
