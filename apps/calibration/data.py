@@ -139,6 +139,11 @@ def _read(scale: dict, text: str, _cache: dict = {}):  # noqa: B006 (a deliberat
     return _cache[key]
 
 
+def read_value(scale: dict, text: str):
+    """A stored text as a value of the scale, None when it is not one (another scale's)."""
+    return _read(scale, text)
+
+
 def load_criteria(version: RubricVersion, dataset: Dataset, *,
                   rule: str = MAJORITY) -> list[CriterionData]:
     """All criteria's labels in two queries (labels, gold), whatever the number of criteria.
@@ -157,11 +162,13 @@ def load_criteria(version: RubricVersion, dataset: Dataset, *,
     rows = HumanLabel.objects.filter(
         item__dataset=dataset, criterion_key__in=list(by_key)
     ).values_list("criterion_key", "scale_signature", "item_id", "annotator", "value")
+    memo: dict[str, dict[str, object]] = {key: {} for key in by_key}  # text -> value
     for key, signature, item_id, annotator, text in rows:
         if signatures[key] != signature:
             continue  # a label made on another scale of this key: not comparable
         target = by_key[key]
-        value = _read(target.scale, text)
+        seen = memo[key]
+        value = seen[text] if text in seen else seen.setdefault(text, _read(target.scale, text))
         if value is not None:
             target.human.setdefault(item_id, {})[annotator] = value
             annotators[key].add(annotator)
@@ -176,15 +183,20 @@ def load_criteria(version: RubricVersion, dataset: Dataset, *,
     return list(by_key.values())
 
 
-def attach_judge(data: list[CriterionData], run: JudgeRun) -> None:
+def attach_judge(data: list[CriterionData], run: JudgeRun, *, rows=None) -> None:
+    """The run's verdicts into `data`; `rows` (criterion key, item, value, mean, spread, flag,
+    samples) when the caller read several runs' verdicts in one query."""
     by_key = {d.key: d for d in data}
-    rows = Verdict.objects.filter(run=run).values_list(
-        "criterion_key", "item_id", "value", "mean", "spread", "flag", "n_samples")
+    if rows is None:
+        rows = Verdict.objects.filter(run=run).values_list(
+            "criterion_key", "item_id", "value", "mean", "spread", "flag", "n_samples")
+    memo: dict[str, dict[str, object]] = {key: {} for key in by_key}  # text -> value
     for key, item_id, text, mean, spread, flag, n in rows:
         target = by_key.get(key)
         if target is None:
             continue
-        value = _read(target.scale, text)
+        seen = memo[key]
+        value = seen[text] if text in seen else seen.setdefault(text, _read(target.scale, text))
         if value is None:
             continue
         target.judge[item_id] = value

@@ -441,3 +441,37 @@ def calibration_report(*, version: RubricVersion, dataset: Dataset, run: JudgeRu
 def rescore_reasons(run: JudgeRun | None) -> list[str]:
     """A workbench re-score judged development items under a draft's text: never evidence."""
     return []
+
+
+def judge_comparison(first: Inputs, second: Inputs, scope: dict) -> dict:
+    """Per criterion, is `first`'s kappa really different from `second`'s? A paired bootstrap
+    over the items both judged that have a reference (docs/decisions/0014)."""
+    out = {}
+    ids = scope["items"]
+    for a, b in zip(first.data, second.data, strict=True):
+        if ids is not None:
+            a, b = a.restricted(ids), b.restricted(ids)
+        ref = a.reference()
+        items = sorted(i for i in ref if i in a.judge and i in b.judge)
+        result = stats.paired_kappa_difference(
+            [ref[i] for i in items], [a.judge[i] for i in items], [b.judge[i] for i in items],
+            labels=scales.allowed_values(a.scale), weights=weighting_for(a.scale),
+            n_resamples=BOOTSTRAP_RESAMPLES)
+        low, high = result["ci95"]
+        difference = _num(result["difference"])
+        entry = {"n": result["n"], "difference": difference, "ci95": [_num(low), _num(high)],
+                 "real": result["excludes_zero"]}
+        if difference is None:
+            entry["sentence"] = "No item has a reference and both judges' verdicts."
+        elif result["excludes_zero"]:
+            better = "first" if difference > 0 else "second"
+            entry["sentence"] = (f"On the {result['n']} items both judged, the {better} judge's "
+                                 f"kappa is higher by {abs(difference):.3f} (95% interval "
+                                 f"{low:.3f} to {high:.3f}): the interval excludes 0, so the "
+                                 "difference is unlikely to be chance.")
+        else:
+            entry["sentence"] = (f"On the {result['n']} items both judged, the difference in "
+                                 f"kappa is {difference:.3f} (95% interval {low:.3f} to "
+                                 f"{high:.3f}): the interval includes 0, so it may be chance.")
+        out[a.key] = entry
+    return out

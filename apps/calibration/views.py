@@ -16,6 +16,7 @@ from apps.calibration.report import (
     Thresholds,
     calibration_report,
     choose_scope,
+    judge_comparison,
     judges_for,
     load_inputs,
     scoped,
@@ -24,22 +25,9 @@ from apps.calibration.selectors import get_calibration_for_user
 from apps.calibration.trend import kappa_trend
 from apps.datasets.models import Dataset
 from apps.judging.models import JudgeRun
-from apps.projects.access import Need, get_project_for_user
+from apps.projects.access import Need
 from apps.rubrics.models import Rubric
 from apps.rubrics.services import rubric_note_add
-
-
-@login_required
-@require_GET
-def calibration_index(request: HttpRequest, slug: str) -> HttpResponse:
-    access = get_project_for_user(request.user, slug, need=Need.READ)
-    rubrics = Rubric.objects.filter(project=access.project).order_by("name")
-    runs = (JudgeRun.objects.filter(project=access.project, status="completed")
-            .select_related("rubric_version__rubric", "dataset").order_by("-created_at")[:100])
-    return render(request, "calibration/index.html", {
-        "access": access, "project": access.project, "rubrics": rubrics, "runs": runs,
-        "nav": "calibration",
-    })
 
 
 def _int(request, name: str) -> int | None:
@@ -96,11 +84,16 @@ def calibration_dashboard(request: HttpRequest, slug: str, rubric_slug: str) -> 
                                     also_seen=(compare,) if compare is not None else ())
         cards = []
         other = None
+        other_inputs = None
         if compare is not None:
+            other_inputs = _with_other_judge(inputs, compare)
             other = calibration_report(
                 version=version, dataset=dataset, run=compare, thresholds=thresholds,
-                with_bias=False, inputs=_with_other_judge(inputs, compare), part=part,
-                looks=report["test_looks"])
+                with_bias=False, inputs=other_inputs, part=part, looks=report["test_looks"])
+        comparison = {}
+        if compare is not None:
+            comparison = judge_comparison(inputs, other_inputs, choose_scope(
+                inputs.split, part, thresholds))
         for key, c in report["criteria"].items():
             cards.append({
                 "key": key, "c": c,
@@ -109,6 +102,7 @@ def calibration_dashboard(request: HttpRequest, slug: str, rubric_slug: str) -> 
                 "heat": heat_rows(c["confusion_matrix"]),
                 "bias": (report.get("bias") or {}).get(key, {}),
                 "other": other["criteria"][key] if other else None,
+                "difference": comparison.get(key),
                 "annotators": sorted(c["kappa_vs_annotators"].items()),
             })
         page_arg = request.GET.get("page", "1")
@@ -149,12 +143,21 @@ def _part(request) -> str:
 @require_GET
 def calibration_json(request: HttpRequest, slug: str, rubric_slug: str) -> HttpResponse:
     rubric, access = get_calibration_for_user(request.user, slug, rubric_slug)
-    _, version, _, dataset, _, run, _ = _choose(request, rubric, access.project)
+    _, version, _, dataset, _, run, compare = _choose(request, rubric, access.project)
     if dataset is None or run is None:
         raise Http404("No judge to report on")
-    report = calibration_report(version=version, dataset=dataset, run=run,
-                                thresholds=Thresholds.for_project(access.project),
-                                part=_part(request), user=request.user, source="json")
+    thresholds = Thresholds.for_project(access.project)
+    inputs = load_inputs(version, dataset, run, user=request.user)
+    part = _part(request)
+    report = calibration_report(version=version, dataset=dataset, run=run, inputs=inputs,
+                                thresholds=thresholds, part=part, user=request.user,
+                                source="json", also_seen=(compare,) if compare else ())
+    if compare is not None:
+        report["comparison"] = {
+            "with": {"name": compare.name, "run": compare.pk},
+            "criteria": judge_comparison(inputs, _with_other_judge(inputs, compare),
+                                         choose_scope(inputs.split, part, thresholds)),
+        }
     return JsonResponse(report, json_dumps_params={"indent": 2})
 
 

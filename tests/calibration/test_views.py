@@ -68,6 +68,13 @@ def test_two_judges_side_by_side(demo_client):
     html = demo_client.get(_url(judge=run.pk, compare=other.pk, part="all")).content.decode()
     assert "Side by side with PandaLM-7B" in html
     assert "0.435" in html
+    assert "Is the difference real?" in html and "On the 999 items both judged" in html
+    data = demo_client.get(reverse("calibration_json", args=["demo", "pandalm-preference"]),
+                           {"judge": run.pk, "compare": other.pk, "part": "all"}).json()
+    diff = data["comparison"]["criteria"]["overall"]
+    assert data["comparison"]["with"]["name"] == "PandaLM-7B" and diff["n"] == 999
+    assert diff["difference"] == pytest.approx(0.4958 - 0.4354, abs=1e-3)
+    assert diff["ci95"][0] < diff["difference"] < diff["ci95"][1]
 
 
 def test_hanna_page_says_texts_are_absent_and_humans_disagree(demo_client):
