@@ -56,6 +56,7 @@ class World:
     token: ApiToken
     raw_token: str
     session: LabelingSession | None = None
+    rescore: object = None  # a workbench re-score of the draft (calibration)
 
     def kwargs(self) -> dict:
         """Values for every URL parameter name used by the project's pages."""
@@ -73,6 +74,7 @@ class World:
             "note_id": self.note.pk,
             "export_id": self.export.pk,
             "session_id": self.session.pk,
+            "rescore_id": self.rescore.pk,
         }
 
 
@@ -106,11 +108,26 @@ def build_world(project, *, owner, member) -> World:
     membership = Membership.objects.get(project=project, user=member)
     token, raw = token_create(user=owner, project=project, name="ci")
     session = _labelling_session(project, published, dataset, owner)
+    rescore = _rescore(project, rubric, draft, dataset, run)
     return World(project=project, rubric=rubric, published=published, draft=draft,
                  criterion=criterion, dataset=dataset, item=items[0], run=run,
                  imported_run=imported, judgment=judgment, note=note, export=export,
                  membership=membership,
-                 token=token, raw_token=raw, session=session)
+                 token=token, raw_token=raw, session=session, rescore=rescore)
+
+
+def _rescore(project, rubric, draft, dataset, base):
+    """A finished workbench re-score of the draft (its run made no calls)."""
+    from apps.calibration.models import Rescore
+    from apps.rubrics.selectors import version_content
+
+    run = JudgeRun.objects.create(project=project, rubric_version=draft, dataset=dataset,
+                                  name="live-judge (workbench)", kind=RunKind.LIVE,
+                                  model="openai/x", status=RunStatus.COMPLETED)
+    content = content_mod.validate(version_content(draft))
+    return Rescore.objects.create(rubric=rubric, dataset=dataset, version=draft, run=run,
+                                  base_run=base, content=content,
+                                  content_hash=content_mod.content_hash(content), item_count=0)
 
 
 def _labelling_session(project, version, dataset, owner) -> LabelingSession:

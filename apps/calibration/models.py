@@ -94,3 +94,57 @@ class TestLook(models.Model):
 
     def __str__(self) -> str:
         return f"look at v{self.version_id} ({self.source})"
+
+
+class Rescore(models.Model):
+    """A workbench re-score: a small judge run of a rubric's draft over development items.
+
+    The run judges the draft as it is while it runs; what it judged is recorded here (the
+    draft's content and its hash at the start), so a later edit of the draft cannot pass the
+    run off as evidence for other text (apps/calibration/workbench.py rescore_state).
+    """
+
+    rubric = models.ForeignKey(Rubric, on_delete=models.CASCADE, related_name="rescores")
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+    version = models.ForeignKey(RubricVersion, on_delete=models.CASCADE, related_name="+")
+    run = models.OneToOneField("judging.JudgeRun", on_delete=models.CASCADE,
+                               related_name="rescore")
+    # The judge whose verdicts are "before" the first re-score (on the published version).
+    base_run = models.ForeignKey("judging.JudgeRun", null=True, blank=True,
+                                 on_delete=models.SET_NULL, related_name="+")
+    previous = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="+")
+    content = models.JSONField()
+    content_hash = models.CharField(max_length=64)
+    item_count = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"re-score {self.pk} of {self.rubric_id}"
+
+
+class ItemMark(models.Model):
+    """"The rubric is unclear here": an item of a criterion flagged from the workbench, with a
+    note (the note also goes to the rubric's notes for the next revision)."""
+
+    rubric = models.ForeignKey(Rubric, on_delete=models.CASCADE, related_name="item_marks")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="+")
+    criterion_key = models.CharField(max_length=60)
+    note = models.TextField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["rubric", "item"], name="item_mark_rubric_item_idx")]
+
+    def __str__(self) -> str:
+        return f"unclear: {self.criterion_key} of {self.item_id}"

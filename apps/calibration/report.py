@@ -295,8 +295,10 @@ def aggregate_report(data: list[CriterionData], threshold: float) -> dict:
 
 
 def judges_for(version: RubricVersion, dataset: Dataset):
-    return JudgeRun.objects.filter(rubric_version=version, dataset=dataset).order_by(
-        "kind", "name", "-created_at")
+    """The judges of a version on a dataset; workbench re-scores (drafts on development items)
+    live in the workbench, not among the judges a report or an export may choose."""
+    return JudgeRun.objects.filter(rubric_version=version, dataset=dataset,
+                                   rescore__isnull=True).order_by("kind", "name", "-created_at")
 
 
 class Inputs(NamedTuple):
@@ -399,7 +401,7 @@ def calibration_report(*, version: RubricVersion, dataset: Dataset, run: JudgeRu
     if not scope["decides_gate"]:
         reasons.insert(0, f"not decided on {scope['part']} items: the gate is decided on the "
                           "locked test split")
-    reasons += rescore_reasons(run)
+    reasons += rescore_reasons(run, version)
     view = inputs.split
     shows_test = view is not None and scope["part"] in ("test", "all") and scope["n_test"]
     if shows_test and run is not None and looks is None:
@@ -438,8 +440,17 @@ def calibration_report(*, version: RubricVersion, dataset: Dataset, run: JudgeRu
     return report
 
 
-def rescore_reasons(run: JudgeRun | None) -> list[str]:
-    """A workbench re-score judged development items under a draft's text: never evidence."""
+def rescore_reasons(run: JudgeRun | None, version: RubricVersion | None = None) -> list[str]:
+    """A run started before its version was published judged a draft (only the workbench runs
+    drafts): the text it judged may differ from the published one, and it judged development
+    items. Never evidence for the gate. Decided from timestamps already loaded: no query."""
+    if run is None or run.kind != RunKind.LIVE:
+        return []  # imported verdicts were not rendered from this rubric's text
+    version = version if version is not None and version.pk == run.rubric_version_id else (
+        run.rubric_version)
+    if version.published_at is None or run.created_at < version.published_at:
+        return [f"run #{run.pk} judged a draft of v{version.number} before it was published "
+                "(a workbench re-score on development items): run the published version"]
     return []
 
 

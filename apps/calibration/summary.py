@@ -188,7 +188,7 @@ def judge_matrix(*, version: RubricVersion, dataset: Dataset, thresholds: Thresh
                 reasons += [f"{key}: {r}" for r in cell.gate["reasons"]]
         if not scope["decides_gate"]:
             reasons.insert(0, "not decided on these items")
-        reasons += rescore_reasons(row.run)
+        reasons += rescore_reasons(row.run, version)
         row.reasons = reasons
         row.passed = (any(c.gate.get("applies") for c in row.cells.values())
                       and not reasons)

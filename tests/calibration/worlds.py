@@ -70,3 +70,29 @@ def make_world(project, *, n: int, spec: dict | None = None, texts=None, prompts
              response=texts(k) if texts else f"Answer number {k}.")
         for k in range(n))
     return World(project, version, dataset, items, spec)
+
+
+def length_spec(threshold: int = 10, slug: str = "len") -> dict:
+    """A rubric whose anchors state a word threshold: the scripted fake model applies it."""
+    return {"rubric": slug, "name": "Length", "mode": "pointwise",
+            "description": "Answers to questions; long enough answers are better.",
+            "criteria": [{"key": "long", "name": "Long enough", "weight": 1, "scale": {
+                "type": "binary", "levels": [
+                    {"value": 0, "anchor": "The answer is too short."},
+                    {"value": 1, "anchor": f"The answer has at least {threshold} words."}]}}]}
+
+
+def words_of(k: int) -> int:
+    return (k * 37) % 80 + 1
+
+
+def length_world(project, *, n: int = 100, judge_threshold: int = 10,
+                 human_threshold: int = 40, name: str = "answers") -> World:
+    """Items of 1..80 words; two annotators label "long" by `human_threshold` words, while the
+    rubric's anchor says `judge_threshold`: the judge disagrees on the items in between."""
+    world = make_world(project, n=n, spec=length_spec(judge_threshold),
+                       texts=lambda k: " ".join(["word"] * words_of(k)),
+                       prompts=lambda k: f"Question number {k} about eggs?", name=name)
+    world.labels([(k, "long", who, int(words_of(k) >= human_threshold))
+                  for k in range(n) for who in ("ann1", "ann2")])
+    return world
