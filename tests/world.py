@@ -57,6 +57,7 @@ class World:
     raw_token: str
     session: LabelingSession | None = None
     rescore: object = None  # a workbench re-score of the draft (calibration)
+    optimizer_job: object = None  # a finished optimizer job with no proposal (calibration)
 
     def kwargs(self) -> dict:
         """Values for every URL parameter name used by the project's pages."""
@@ -75,6 +76,7 @@ class World:
             "export_id": self.export.pk,
             "session_id": self.session.pk,
             "rescore_id": self.rescore.pk,
+            "job_id": self.optimizer_job.pk,
         }
 
 
@@ -109,11 +111,17 @@ def build_world(project, *, owner, member) -> World:
     token, raw = token_create(user=owner, project=project, name="ci")
     session = _labelling_session(project, published, dataset, owner)
     rescore = _rescore(project, rubric, draft, dataset, run)
+    from apps.calibration.models import OptimizerJob
+
+    job = OptimizerJob.objects.create(rubric=rubric, dataset=dataset, version=draft,
+                                      model="openai/x", status="no_gain", budget_calls=10,
+                                      start_content=rescore.content,
+                                      start_hash=rescore.content_hash)
     return World(project=project, rubric=rubric, published=published, draft=draft,
                  criterion=criterion, dataset=dataset, item=items[0], run=run,
                  imported_run=imported, judgment=judgment, note=note, export=export,
-                 membership=membership,
-                 token=token, raw_token=raw, session=session, rescore=rescore)
+                 membership=membership, token=token, raw_token=raw, session=session,
+                 rescore=rescore, optimizer_job=job)
 
 
 def _rescore(project, rubric, draft, dataset, base):

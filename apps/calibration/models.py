@@ -148,3 +148,84 @@ class ItemMark(models.Model):
 
     def __str__(self) -> str:
         return f"unclear: {self.criterion_key} of {self.item_id}"
+
+
+class OptimizerStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    IMPROVED = "improved", "Completed: a better draft found"
+    NO_GAIN = "no_gain", "Completed: no proposal beat the draft"
+    BUDGET = "budget", "Stopped: the call budget was reached"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+OPTIMIZER_ACTIVE = (OptimizerStatus.QUEUED, OptimizerStatus.RUNNING)
+
+
+class OptimizerJob(models.Model):
+    """Suggest a better draft from the development disagreements (apps/calibration/optimizer.py):
+    a few rounds of proposals, each re-scored on development items and kept only if it agrees
+    better with the people there. The call budget is fixed before it starts."""
+
+    rubric = models.ForeignKey(Rubric, on_delete=models.CASCADE, related_name="optimizer_jobs")
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+    version = models.ForeignKey(RubricVersion, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=16, choices=OptimizerStatus.choices,
+                              default=OptimizerStatus.QUEUED)
+    # The judge model that is asked to rewrite and then re-scores every proposal.
+    model = models.CharField(max_length=200)
+    api_base = models.CharField(max_length=500, blank=True)
+    temperature = models.FloatField(default=0.0)
+    max_tokens = models.PositiveIntegerField(default=400)
+    samples = models.PositiveIntegerField(default=1)
+    concurrency = models.PositiveIntegerField(default=16)
+    timeout_s = models.FloatField(default=60.0)
+    rounds = models.PositiveSmallIntegerField(default=2)
+    budget_calls = models.PositiveIntegerField()
+    calls_used = models.PositiveIntegerField(default=0)
+    # The development items it may read and score (never a test item: checked at the start).
+    item_ids = models.JSONField(default=list)
+    start_content = models.JSONField()
+    start_hash = models.CharField(max_length=64)
+    baseline = models.JSONField(default=dict, blank=True)  # criterion key -> dev kappa
+    error_message = models.TextField(blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"optimizer {self.pk} of {self.rubric_id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in OPTIMIZER_ACTIVE
+
+
+class Proposal(models.Model):
+    job = models.ForeignKey(OptimizerJob, on_delete=models.CASCADE, related_name="proposals")
+    round = models.PositiveSmallIntegerField()
+    kind = models.CharField(max_length=16)  # "rewrite" or "examples"
+    content = models.JSONField(null=True, blank=True)
+    content_hash = models.CharField(max_length=64, blank=True)
+    note = models.TextField(blank=True)  # what changed and why
+    scores = models.JSONField(default=dict, blank=True)  # criterion key -> dev kappa
+    score = models.FloatField(null=True, blank=True)  # weighted mean dev kappa
+    best_before = models.FloatField(null=True, blank=True)  # the score it had to beat
+    kept = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["job", "round", "id"]
+
+    def __str__(self) -> str:
+        return f"proposal {self.pk} ({self.kind}, round {self.round})"

@@ -27,6 +27,7 @@ from django.db import IntegrityError, transaction
 from apps.calibration.data import CriterionData
 from apps.calibration.models import CalibrationSplit, Part, SplitItem
 from apps.datasets.models import Dataset, Item
+from apps.rubrics.content import clean_text
 from apps.rubrics.models import RubricVersion
 
 TEXT_FIELDS = ("prompt", "response", "response_a", "response_b", "reference")
@@ -34,10 +35,11 @@ LATER = "later"
 
 
 def item_content_hash(fields: dict, *, external_id: str = "") -> str:
-    """sha256 of an item's texts (surrounding white space ignored). An item without any text
-    (a dataset whose texts are not distributed) is told apart by its id instead, else every
-    such item would be one group."""
-    texts = [str(fields.get(name) or "").strip() for name in TEXT_FIELDS]
+    """sha256 of an item's texts, normalised as a rubric stores an example's texts (no spaces
+    at line ends, no blank lines or space around), so an example and the item it was copied
+    from hash alike. An item without any text (a dataset whose texts are not distributed) is
+    told apart by its id instead, else every such item would be one group."""
+    texts = [clean_text(str(fields.get(name) or "")).strip() for name in TEXT_FIELDS]
     material = json.dumps(texts if any(texts) else ["id", external_id], ensure_ascii=False)
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 

@@ -202,3 +202,15 @@ def test_the_exported_calibration_json_carries_the_split_and_the_looks(personas)
     assert report["split"]["seed"] == 0 and report["split"]["test_share"] == 0.3
     assert report["test_looks"]["looks"] == 2  # the page's, and the export's own
     assert report["test_looks"]["versions_checked"] == 1
+
+
+def test_an_example_hashes_like_the_item_it_was_copied_from():
+    from apps.rubrics import content as content_mod
+
+    item = {"prompt": "Q?  \nsecond line \n", "response": "A.\t\n\n"}
+    spec = {"rubric": "r", "mode": "pointwise", "criteria": [{"key": "k", "scale": {
+        "type": "binary", "levels": [{"value": 0, "anchor": "n"}, {"value": 1, "anchor": "y"}]},
+        "examples": [{**item, "value": 1}]}]}
+    stored = content_mod.validate(spec)["criteria"][0]["examples"][0]
+    assert stored["prompt"] == "Q?\nsecond line"  # the rubric normalises the texts...
+    assert item_content_hash(stored) == item_content_hash(item)  # ...and the hash does too
