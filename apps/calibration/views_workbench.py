@@ -97,7 +97,9 @@ def _context(request, rubric, access) -> dict:
     context["rescore"] = _rescore_context(rescore) if rescore else None
     context["page_url"] = _url(access.project.slug, rubric, dataset,
                                judge=run.pk if run else None, **context["filters"].as_query())
-    context["opt"] = _optimizer_context(rubric, dataset, access, runs)
+    context["opt"] = _optimizer_context(rubric, dataset, access, runs,
+                                        bench=context.get("bench"), editing=editing,
+                                        content=context["editing_content"])
     return context
 
 
@@ -337,8 +339,10 @@ def workbench_rule(request: HttpRequest, slug: str, rubric_slug: str) -> HttpRes
 
 # -- the optimizer ---------------------------------------------------------------------------
 
-def _optimizer_context(rubric, dataset, access, runs) -> dict:
-    """The latest job with its proposals, and the form's budget per number of rounds."""
+def _optimizer_context(rubric, dataset, access, runs, bench=None, editing=None,
+                       content=None) -> dict:
+    """The latest job with its proposals, and the form's budget per number of rounds (from
+    the workbench's labels when the draft's criteria are the same, else read afresh)."""
     from apps.calibration import optimizer as opt
     from apps.calibration.models import OptimizerJob
     from apps.calibration.report import load_inputs
@@ -347,19 +351,31 @@ def _optimizer_context(rubric, dataset, access, runs) -> dict:
            .prefetch_related("proposals").first())
     context = {"job": job, "best": opt.best_proposal(job) if job else None,
                "stalled": _stalled(job)}
-    editing = current_draft(rubric) or latest_published(rubric)
+    editing = editing or current_draft(rubric) or latest_published(rubric)
     defaults = _rescore_defaults(runs, None)
     context["defaults"] = defaults
     if editing is not None and dataset.texts_available:
-        inputs = load_inputs(editing, dataset, None)
-        items = wb.rescore_items(inputs.split, inputs.data, limit=wb.RESCORE_LIMIT)
-        content = version_content(editing)
+        content = content or version_content(editing)
+        same = bench is not None and _signatures(content) == _signatures(
+            {"criteria": [d.criterion for d in bench.data]})
+        if same:
+            split, data = bench.split, bench.data
+        else:
+            inputs = load_inputs(editing, dataset, None)
+            split, data = inputs.split, inputs.data
+        items = wb.rescore_items(split, data, limit=wb.RESCORE_LIMIT)
         samples = defaults["base"].samples if defaults["base"] is not None else 1
         context["items"] = len(items)
         context["budgets"] = [(r, opt.budget_for(n_items=len(items), content=content, rounds=r,
                                                  samples=samples))
                               for r in range(1, opt.MAX_ROUNDS + 1)]
     return context
+
+
+def _signatures(content: dict) -> list[tuple[str, str]]:
+    from apps.rubrics import scales
+
+    return [(c["key"], scales.scale_signature(c["scale"])) for c in content["criteria"]]
 
 
 def _stalled(job) -> bool:

@@ -107,3 +107,11 @@ def test_the_command_prints_the_contract_keys(demo_loaded):
     assert set(c["gate"]) >= {"passed", "reasons"}
     assert set(report["gate"]) >= {"passed", "reasons"}
     assert sum(map(sum, c["confusion_matrix"]["matrix"])) == 999
+
+
+def test_hanna_keeps_every_story_with_the_median_reference(demo_loaded):
+    # 413 of 1,056 stories have no majority on relevance; the demo's split uses the median.
+    c = _report("ChatGPT (prompt 1)", "HANNA story ratings")["criteria"]["relevance"]
+    assert c["reference_rule"] == "median"
+    assert c["reference_dropped"] == {"majority": 413, "median": 0}
+    assert c["n_with_reference"] == 1056

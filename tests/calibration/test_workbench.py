@@ -322,3 +322,10 @@ def test_rescore_status_and_cancel_views(personas, world):
     assert rescore.run.status == RunStatus.CANCELLED
     after = personas.client("editor").get(status).content.decode()
     assert 'hx-trigger="every 1s"' not in after and "Re-score the draft</button>" in after
+
+
+def test_the_workbench_page_query_count_is_pinned(personas, world, django_assert_max_num_queries):
+    client = personas.client("editor")
+    client.get(_url(world))
+    with django_assert_max_num_queries(25):
+        assert client.get(_url(world)).status_code == 200

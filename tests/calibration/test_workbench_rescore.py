@@ -141,3 +141,41 @@ def test_the_rescore_page_shows_progress_then_before_and_after(judged, fake, per
     assert "<strong class=\"verdict-pass\">+" in status
     assert 'hx-trigger="every 1s"' not in status
 
+
+
+def test_no_test_item_reaches_a_rendered_prompt(judged, fake):
+    """Few-shot examples from the workbench, then a re-score: across every prompt sent, no test
+    item's id, and no fenced text whose content is a test item's text."""
+    import re
+
+    from apps.calibration.splits import item_content_hash
+    from apps.calibration.workbench import add_examples, open_workbench
+
+    world = judged
+    bench = open_workbench(rubric=world.version.rubric, dataset=world.dataset, run=world.base,
+                           user=None)
+    dev_missed = sorted(i for d in bench.data for i, v in d.judge.items()
+                        if d.reference().get(i) not in (None, v))[:3]
+    assert add_examples(rubric=world.version.rubric, dataset=world.dataset, view=bench.split,
+                        data=bench.data, picks=[(i, "long") for i in dev_missed]) == 3
+    fake.reset()
+    fake.control(script="length")
+    rescore = rescore_start(rubric=world.version.rubric, dataset=world.dataset,
+                            base_run=world.base, run_settings=_settings(fake), user=None)
+    _run_all(rescore.run)
+    bodies = [r for r in fake.requests(10000) if isinstance(r, dict) and "messages" in r]
+    assert len(bodies) == rescore.item_count  # every prompt changed: the examples are in it
+    test_items = [i for i in world.items if i.pk in world.split.test_ids]
+    test_hashes = {item_content_hash(i.fields()) for i in test_items}
+    for body in bodies:
+        text = "\n".join(m["content"] for m in body["messages"])
+        assert "Examples that people judged" in text
+        for item in test_items:
+            assert not re.search(rf"\b{re.escape(item.external_id)}\b", text)
+            assert item.prompt not in text
+        # The example texts shown, regrouped as items, are never a test item's texts.
+        prompts = re.findall(r"<<<EXAMPLE_PROMPT \w+>>>\n(.*?)\n<<<END", text, re.S)
+        responses = re.findall(r"<<<EXAMPLE_RESPONSE \w+>>>\n(.*?)\n<<<END", text, re.S)
+        assert len(prompts) == len(responses) == 3
+        for prompt, response in zip(prompts, responses, strict=True):
+            assert item_content_hash({"prompt": prompt, "response": response}) not in test_hashes
