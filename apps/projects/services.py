@@ -26,27 +26,30 @@ def project_create(*, user, name: str, slug: str = "", description: str = "") ->
     return project
 
 
-def project_update_settings(
-    *,
-    project: Project,
-    name: str,
-    description: str,
-    gate_min_n: int,
-    gate_min_kappa_lower: float,
-    gate_min_kappa: float,
-    max_queued_calls: int,
-    gate_min_human_alpha: float | None = None,
-) -> Project:
-    project.name = name
-    project.description = description
-    project.gate_min_n = gate_min_n
-    project.gate_min_kappa_lower = gate_min_kappa_lower
-    project.gate_min_kappa = gate_min_kappa
-    if gate_min_human_alpha is not None:
-        project.gate_min_human_alpha = gate_min_human_alpha
-    project.max_queued_calls = max_queued_calls
-    project.full_clean()
-    project.save()
+SETTINGS_FIELDS = (
+    "name", "description", "gate_min_n", "gate_min_kappa_lower", "gate_min_kappa",
+    "gate_min_human_alpha", "max_queued_calls", "monthly_cost_limit_usd",
+)
+
+
+def project_update_settings(*, project: Project, **changes) -> Project:
+    """Change any of SETTINGS_FIELDS; all are validated together (ranges, the operator's
+    ceilings) and nothing is saved when one is wrong. The page, `project_settings` and the API
+    all come here."""
+    unknown = sorted(set(changes) - set(SETTINGS_FIELDS))
+    if unknown:
+        raise ValidationError({"__all__": f"Unknown setting(s): {', '.join(unknown)}."})
+    candidate = Project.objects.get(pk=project.pk)
+    for field, value in changes.items():
+        if field == "gate_min_human_alpha" and value is None:
+            continue  # the form leaves it out when not shown
+        if isinstance(value, str) and "\x00" in value:
+            raise ValidationError({field: "Contains a NUL character."})
+        setattr(candidate, field, value)
+    candidate.full_clean()
+    candidate.save()
+    for field in SETTINGS_FIELDS:
+        setattr(project, field, getattr(candidate, field))
     return project
 
 

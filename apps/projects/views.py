@@ -118,9 +118,13 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
     # rejected name must not show up in the page's navigation.
     form = ProjectSettingsForm(request.POST or None, instance=copy.copy(access.project))
     if request.method == "POST" and form.is_valid():
-        services.project_update_settings(project=access.project, **form.cleaned_data)
-        messages.success(request, "Settings saved.")
-        return redirect("project_settings", slug=slug)
+        try:
+            services.project_update_settings(project=access.project, **form.cleaned_data)
+        except ValidationError as exc:
+            _apply_errors(form, exc)
+        else:
+            messages.success(request, "Settings saved.")
+            return redirect("project_settings", slug=slug)
     return render(
         request, "projects/project_settings.html",
         {"access": access, "project": access.project, "form": form, "nav": "settings"},
