@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from apps.exports.services import judge_export
+from apps.intake.models import ImportJob, ImportStatus
 from apps.judging.models import JudgeRun, Judgment, JudgmentStatus, RunKind, RunStatus, Verdict
 from apps.labeling.claims import label_claim_next
 from apps.labeling.models import HumanLabel, LabelingSession, LabelSource
@@ -56,6 +57,7 @@ class World:
     token: ApiToken
     raw_token: str
     session: LabelingSession | None = None
+    import_job: object = None  # a finished background import (apps/intake/jobs.py)
 
     def kwargs(self) -> dict:
         """Values for every URL parameter name used by the project's pages."""
@@ -73,6 +75,7 @@ class World:
             "note_id": self.note.pk,
             "export_id": self.export.pk,
             "session_id": self.session.pk,
+            "job_id": self.import_job.pk,
         }
 
 
@@ -110,7 +113,10 @@ def build_world(project, *, owner, member) -> World:
                  criterion=criterion, dataset=dataset, item=items[0], run=run,
                  imported_run=imported, judgment=judgment, note=note, export=export,
                  membership=membership,
-                 token=token, raw_token=raw, session=session)
+                 token=token, raw_token=raw, session=session,
+                 import_job=ImportJob.objects.create(
+                     project=project, dataset_name=dataset.name, filename="rows.jsonl",
+                     fmt="jsonl", status=ImportStatus.DONE, dataset=dataset, summary="Imported"))
 
 
 def _labelling_session(project, version, dataset, owner) -> LabelingSession:

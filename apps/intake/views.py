@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -16,6 +17,7 @@ from django.views.decorators.http import require_http_methods
 
 from apps.datasets.forms import DatasetUploadForm
 from apps.datasets.rows import guess_format
+from apps.intake.jobs import get_import_job_for_user, import_job_create
 from apps.intake.services import dataset_file_import
 from apps.projects.access import Need, get_project_for_user
 from apps.rubrics.models import Rubric
@@ -48,6 +50,15 @@ def _dataset_upload(request: HttpRequest, access) -> HttpResponse:
             except ValueError as exc:
                 problems = [str(exc)]
             else:
+                if upload.size > settings.IMPORT_INLINE_MAX_MB * 1024 * 1024:
+                    # Large: a worker imports it, and the job page shows the progress.
+                    job = import_job_create(
+                        project=access.project, stream=upload.open("rb"), filename=upload.name,
+                        dataset_name=form.cleaned_data["name"], fmt=fmt,
+                        kind=form.cleaned_data["kind"] or None,
+                        rubric_slug=form.cleaned_data["rubric"] or None,
+                        description=form.cleaned_data["description"], user=request.user)
+                    return redirect("import_detail", slug=slug, job_id=job.pk)
                 result = dataset_file_import(
                     project=access.project, dataset_name=form.cleaned_data["name"],
                     stream=upload.open("rb"), fmt=fmt, size=upload.size,
@@ -65,3 +76,13 @@ def _dataset_upload(request: HttpRequest, access) -> HttpResponse:
                   {"access": access, "project": access.project, "form": form,
                    "problems": problems, "summary": summary, "limit_mb":
                    settings.DATASET_MAX_UPLOAD_MB, "nav": "datasets"}, status=status)
+
+
+@login_required
+@require_http_methods(["GET"])
+def import_detail(request: HttpRequest, slug: str, job_id: int) -> HttpResponse:
+    access, job = get_import_job_for_user(request.user, slug, job_id)
+    context = {"access": access, "project": access.project, "job": job, "nav": "datasets"}
+    if request.htmx:
+        return render(request, "datasets/import_detail.html#progress", context)
+    return render(request, "datasets/import_detail.html", context)

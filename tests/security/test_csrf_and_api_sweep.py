@@ -59,6 +59,7 @@ def _api_calls(world) -> list[tuple[str, str, str, dict]]:
         ("get", ops + "/datasets", f"{base}/datasets", {}),
         ("post", ops + "/datasets/{name}/items", f"{base}/datasets/{world.dataset.name}/items",
          {"file": rows}),
+        ("get", ops + "/imports/{job_id}", f"{base}/imports/{world.import_job.pk}", {}),
         ("get", ops + "/runs/{run_id}", f"{base}/runs/{world.run.pk}", {}),
         ("get", ops + "/rubrics/{rubric_slug}/calibration",
          f"{base}/rubrics/{world.rubric.slug}/calibration?dataset={world.dataset.name}", {}),
