@@ -30,6 +30,26 @@ JSON_COLUMNS = ("labels", "judgments", "metadata")
 _SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection). OWASP's
+# advice: write such a cell with a leading apostrophe, which spreadsheets show as text. Our CSV
+# reader takes the apostrophe off again before one of these, so exports round-trip.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell_out(text: str) -> str:
+    """A text cell as a CSV export writes it: formula-looking cells neutralised."""
+    if text and text.startswith(FORMULA_START):
+        return "'" + text
+    return text
+
+
+def csv_cell_in(text: str) -> str:
+    """A text cell as the CSV reader takes it: the export's neutralising apostrophe removed."""
+    if len(text) > 1 and text[0] == "'" and text[1:].startswith(FORMULA_START):
+        return text[1:]
+    return text
+
+
 @dataclass(frozen=True)
 class RowProblem:
     line: int
@@ -308,7 +328,7 @@ def _iter_csv(stream: IO[bytes], max_line: int) -> Iterator[Row]:
                     problem = RowProblem(line, column, f"invalid JSON: {exc}")
                     break
             else:
-                row[column] = value
+                row[column] = csv_cell_in(value)
         yield line, problem or _unstorable(row, line) or row
     if not seen_any:
         yield 0, RowProblem(0, "", "the file has a header but no rows")

@@ -159,6 +159,8 @@ LOGGING = {
         "httpx": {"level": "WARNING"},
         # "No hostname was supplied" for the filesystem broker, on every command that sends.
         "kombu.connection": {"level": "ERROR"},
+        # django-axes logs every successful login at INFO; lockouts are WARNING.
+        "axes": {"level": "WARNING"},
     },
 }
 
