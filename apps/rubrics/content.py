@@ -40,7 +40,23 @@ def _text(
         return ""
     if max_length is not None and len(value) > max_length:
         errors.append(f"{path}{field}: at most {max_length} characters")
+    problem = text_problem(value)
+    if problem:
+        errors.append(f"{path}{field}: {problem}")
+        return ""
     return value
+
+
+def text_problem(value: str) -> str | None:
+    """Why text cannot be stored (PostgreSQL refuses NUL; psycopg cannot encode a lone
+    surrogate), or None."""
+    if "\x00" in value:
+        return "contains a NUL character"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains an unpaired surrogate (\\ud800-\\udfff)"
+    return None
 
 
 def _unknown(mapping: dict, known, path: str) -> list[str]:
