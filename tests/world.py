@@ -13,6 +13,7 @@ from apps.judging.models import JudgeRun, Judgment, JudgmentStatus, RunKind, Run
 from apps.labeling.claims import label_claim_next
 from apps.labeling.models import HumanLabel, LabelingSession, LabelSource
 from apps.labeling.services import label_submit, session_create
+from apps.projects.invitations import invitation_create
 from apps.projects.models import ApiToken, Membership, Role
 from apps.projects.services import token_create
 from apps.rubrics import content as content_mod
@@ -58,6 +59,7 @@ class World:
     raw_token: str
     session: LabelingSession | None = None
     import_job: object = None  # a finished background import (apps/intake/jobs.py)
+    invitation: object = None  # an open invitation (apps/projects/invitations.py)
 
     def kwargs(self) -> dict:
         """Values for every URL parameter name used by the project's pages."""
@@ -76,6 +78,7 @@ class World:
             "export_id": self.export.pk,
             "session_id": self.session.pk,
             "job_id": self.import_job.pk,
+            "invitation_id": self.invitation.pk,
         }
 
 
@@ -116,7 +119,9 @@ def build_world(project, *, owner, member) -> World:
                  token=token, raw_token=raw, session=session,
                  import_job=ImportJob.objects.create(
                      project=project, dataset_name=dataset.name, filename="rows.jsonl",
-                     fmt="jsonl", status=ImportStatus.DONE, dataset=dataset, summary="Imported"))
+                     fmt="jsonl", status=ImportStatus.DONE, dataset=dataset, summary="Imported"),
+                 invitation=invitation_create(project=project, email=f"new@{project.slug}.example",
+                                              role=Role.LABELLER, invited_by=owner)[0])
 
 
 def _labelling_session(project, version, dataset, owner) -> LabelingSession:

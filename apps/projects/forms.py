@@ -76,3 +76,16 @@ class SignupForm(UserCreationForm):
         if email and get_user_model().objects.filter(email__iexact=email).exists():
             raise forms.ValidationError("An account with this e-mail address exists already.")
         return email
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(label="E-mail")
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.LABELLER)
+
+
+class AcceptInvitationForm(UserCreationForm):
+    """A new account from an invitation: the e-mail is the invited one."""
+
+    class Meta(UserCreationForm.Meta):
+        model = get_user_model()
+        fields = ("username",)

@@ -150,3 +150,26 @@ class ApiToken(models.Model):
         """Return (raw token, display prefix, hash)."""
         raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
         return raw, raw[: len(TOKEN_PREFIX) + 6], hash_token(raw)
+
+
+class Invitation(models.Model):
+    """An owner's invitation of an e-mail address into a project with a role. The link carries
+    a random token, of which only the SHA-256 is stored; it works once, until `expires_at`."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=Role.choices)
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                   on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                    on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.project} ({self.role})"
