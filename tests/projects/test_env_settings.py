@@ -208,3 +208,11 @@ def test_production_settings_pass_check_deploy_without_warnings():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_production_start_up_refuses_to_serve_without_the_static_manifest(tmp_path):
+    # gunicorn imports config.wsgi: without `collectstatic` every page would be a 500.
+    result = _run(["-c", "import config.wsgi"], DJANGO_SETTINGS_MODULE="config.settings.production",
+                  SECRET_KEY=LONG_KEY, STATIC_ROOT=str(tmp_path / "static"))
+    line = _one_line(result)
+    assert "collectstatic" in line and "staticfiles.json" in line
