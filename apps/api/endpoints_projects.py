@@ -99,8 +99,6 @@ def create_project(request, payload: ProjectIn):
     if token is not None and not Membership.objects.filter(
             project=token.project, user=request.user, role=Role.OWNER).exists():
         raise PermissionDenied("Only an owner's token may create projects.")
-    if any("\x00" in v for v in (payload.slug, payload.name, payload.description)):
-        return _invalid(ValidationError({"name": "Contains a NUL character."}))
     try:
         project = services.project_create(user=request.user, name=payload.name,
                                           slug=payload.slug, description=payload.description)

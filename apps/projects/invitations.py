@@ -23,6 +23,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.projects.models import Invitation, Membership, Project, Role, hash_token
+from apps.projects.text import text_problem
 
 TOKEN_BYTES = 32
 
@@ -33,7 +34,7 @@ def invitation_create(*, project: Project, email: str, role: str, invited_by) ->
     email = (email or "").strip()
     if role not in Role.values:
         raise ValidationError({"role": f"Unknown role '{role}'."})
-    if not email or "\x00" in email:
+    if not email or text_problem(email):
         raise ValidationError({"email": "Give the e-mail address to invite."})
     if Membership.objects.filter(project=project, user__email__iexact=email).exists():
         raise ValidationError({"email": f"{email} is a member already."})

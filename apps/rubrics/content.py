@@ -9,6 +9,7 @@ import json
 import math
 import re
 
+from apps.projects.text import text_problem
 from apps.rubrics import prompting, scales
 
 MODES = ("pointwise", "pairwise")
@@ -45,18 +46,6 @@ def _text(
         errors.append(f"{path}{field}: {problem}")
         return ""
     return value
-
-
-def text_problem(value: str) -> str | None:
-    """Why text cannot be stored (PostgreSQL refuses NUL; psycopg cannot encode a lone
-    surrogate), or None."""
-    if "\x00" in value:
-        return "contains a NUL character"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "contains an unpaired surrogate (\\ud800-\\udfff)"
-    return None
 
 
 def _unknown(mapping: dict, known, path: str) -> list[str]:

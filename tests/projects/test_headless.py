@@ -135,3 +135,29 @@ def test_members_through_the_api(personas):
     assert again.status_code == 422 and "already a member" in again.json()["detail"]
     assert api("post", "/api/v1/projects/acme/members", raw,
                {"user": "nobody", "role": "editor"}).status_code == 422
+
+
+@pytest.mark.parametrize("body", [{"name": "a\ud800b"}, {"description": "\ud800"},
+                                  {"name": "a\x00b"}, {"gate_min_n": 2 ** 40},
+                                  {"max_queued_calls": -5}, {"monthly_cost_limit_usd": 1e300},
+                                  {"name": None}, {"gate_min_n": 0}])
+def test_odd_settings_through_the_api_are_field_errors(personas, body):
+    _, raw = token_create(user=personas.owner, project=personas.project, name="ci")
+    response = api("patch", "/api/v1/projects/acme/settings", raw, body)
+    assert response.status_code == 422, response.content[:300]
+    assert set(response.json()["errors"]) == set(body)
+
+
+@pytest.mark.parametrize("body", [{"user": "\ud800", "role": "editor"},
+                                  {"user": "x\x00", "role": "editor"},
+                                  {"user": "outsider", "role": "\ud800"}])
+def test_odd_members_through_the_api_are_field_errors(personas, body):
+    _, raw = token_create(user=personas.owner, project=personas.project, name="ci")
+    assert api("post", "/api/v1/projects/acme/members", raw, body).status_code == 422
+
+
+def test_an_odd_project_through_the_api_is_a_field_error(personas):
+    _, raw = token_create(user=personas.owner, project=personas.project, name="ci")
+    for body in ({"slug": "x", "name": "\ud800"}, {"slug": "y", "name": "n",
+                                                   "description": "\x00"}):
+        assert api("post", "/api/v1/projects", raw, body).status_code == 422
