@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test install install-dev install-trl install-browser migrate demo bench lint fakellm clean
+.PHONY: screenshots run test install install-dev install-trl install-browser migrate demo bench lint fakellm clean
 
 # pip prints a line per package (no --quiet): a first install takes a couple of minutes and
 # must not look like a hang. --progress-bar off keeps logs readable.
@@ -69,6 +69,10 @@ run: demo
 ## with TRL for the GRPO test of exported bundles.
 test: install-dev install-trl install-browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## The README's screenshots, taken by the browser journey test.
+screenshots: install-dev install-browser
+	RUBRICLAB_SCREENSHOTS=1 $(BIN)/python -m pytest tests/e2e/test_journey.py -q
 
 ## Benchmarks: each prints `BENCH <name> value=... unit=... bound=... ratio=...` last.
 bench: install-dev

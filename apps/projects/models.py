@@ -43,8 +43,9 @@ class Project(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     # Export gate thresholds (DESIGN.md "Statistics"); defaults come from settings.
-    gate_min_n = models.PositiveIntegerField(default=_gate_min_n,
-                                             validators=[MinValueValidator(1)])
+    # Bounded here, not only by the database's integer range (SQLite has none to speak of).
+    gate_min_n = models.PositiveIntegerField(
+        default=_gate_min_n, validators=[MinValueValidator(1), MaxValueValidator(1_000_000)])
     gate_min_kappa_lower = models.FloatField(default=_gate_min_kappa_lower, validators=_UNIT)
     gate_min_kappa = models.FloatField(default=_gate_min_kappa, validators=_UNIT)
     # Below this, humans disagree too much among themselves to calibrate a judge against them.

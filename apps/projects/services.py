@@ -48,6 +48,9 @@ def project_update_settings(*, project: Project, **changes) -> Project:
     for field, value in changes.items():
         if field == "gate_min_human_alpha" and value is None:
             continue  # the form leaves it out when not shown
+        if value is None and not Project._meta.get_field(field).null:
+            # full_clean skips empty values of blank=True fields: say it here, not as a 500.
+            raise ValidationError({field: "Give a value; this setting cannot be empty (null)."})
         problem = text_problem(value) if isinstance(value, str) else None
         if problem:
             raise ValidationError({field: f"The text {problem}."})
