@@ -108,17 +108,38 @@ def optimizer_start(*, rubric: Rubric, dataset: Dataset, settings: JudgeSettings
         if not item_ids:
             raise ValidationError("No development item has a human reference: label first.")
         assert not set(item_ids) & view.test_ids  # rescore_items reads development items only
+        budget = budget_for(n_items=len(item_ids), content=content, rounds=rounds,
+                            samples=settings.samples)
+        _check_spend(rubric, draft, dataset, item_ids, settings, budget)
         job = OptimizerJob.objects.create(
             rubric=rubric, dataset=dataset, version=draft, model=settings.model,
             api_base=settings.api_base, temperature=settings.temperature,
             max_tokens=settings.max_tokens, samples=settings.samples,
             concurrency=settings.concurrency, timeout_s=settings.timeout_s, rounds=rounds,
-            budget_calls=budget_for(n_items=len(item_ids), content=content, rounds=rounds,
-                                    samples=settings.samples),
+            budget_calls=budget,
             item_ids=item_ids, start_content=content,
             start_hash=content_mod.content_hash(content), created_by=user)
         run_optimizer.delay_on_commit(job.pk)
     return job
+
+
+def _check_spend(rubric, draft, dataset, item_ids, settings: JudgeSettings, budget: int) -> None:
+    """The project's monthly cost ceiling applies to the whole budget, priced like a judge
+    run's calls (the optimizer's own spend is not stored as judgments: see ADR 0014)."""
+    from apps.judging import planning, spend
+
+    estimate = planning.estimate(
+        version=draft, dataset=dataset, item_ids=item_ids,
+        run_settings=planning.RunSettings(model=settings.model, api_base=settings.api_base,
+                                          max_tokens=settings.max_tokens,
+                                          samples=settings.samples))
+    cost = None
+    if estimate.cost_usd is not None and estimate.calls:
+        cost = estimate.cost_usd / estimate.calls * budget
+    over = spend.monthly_cost_error(rubric.project, estimate_usd=cost,
+                                    api_base=settings.api_base)
+    if over:
+        raise ValidationError(over.replace("This run", "This optimizer job"))
 
 
 # -- the job ---------------------------------------------------------------------------------

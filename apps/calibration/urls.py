@@ -25,8 +25,8 @@ urlpatterns = [
          name="workbench_rescore_cancel"),
     path(W + "optimizer/", views_workbench.workbench_optimizer, name="workbench_optimizer"),
     path(W + "optimizer/start/", views_workbench.workbench_optimize, name="workbench_optimize"),
-    path(W + "optimizer/<int:job_id>/cancel/", views_workbench.workbench_optimizer_cancel,
+    path(W + "optimizer/<int:optimizer_id>/cancel/", views_workbench.workbench_optimizer_cancel,
          name="workbench_optimizer_cancel"),
-    path(W + "optimizer/<int:job_id>/apply/", views_workbench.workbench_proposal_apply,
+    path(W + "optimizer/<int:optimizer_id>/apply/", views_workbench.workbench_proposal_apply,
          name="workbench_proposal_apply"),
 ]

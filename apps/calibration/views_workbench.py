@@ -446,10 +446,10 @@ def _job_for(request, slug, rubric_slug, job_id, need):
 @login_required
 @require_POST
 def workbench_optimizer_cancel(request: HttpRequest, slug: str, rubric_slug: str,
-                               job_id: int) -> HttpResponse:
+                               optimizer_id: int) -> HttpResponse:
     from apps.calibration import optimizer as opt
 
-    rubric, access, job = _job_for(request, slug, rubric_slug, job_id, Need.WRITE)
+    rubric, access, job = _job_for(request, slug, rubric_slug, optimizer_id, Need.WRITE)
     if opt.optimizer_cancel(job):
         messages.success(request, "The optimizer stops after the call in progress.")
     else:
@@ -460,10 +460,10 @@ def workbench_optimizer_cancel(request: HttpRequest, slug: str, rubric_slug: str
 @login_required
 @require_POST
 def workbench_proposal_apply(request: HttpRequest, slug: str, rubric_slug: str,
-                             job_id: int) -> HttpResponse:
+                             optimizer_id: int) -> HttpResponse:
     from apps.calibration import optimizer as opt
 
-    rubric, access, job = _job_for(request, slug, rubric_slug, job_id, Need.WRITE)
+    rubric, access, job = _job_for(request, slug, rubric_slug, optimizer_id, Need.WRITE)
     proposal = get_object_or_404(job.proposals, pk=_int(request.POST.get("proposal")) or 0)
     try:
         opt.proposal_apply(proposal=proposal, user=request.user)

@@ -9,6 +9,7 @@ import json
 import math
 import re
 
+from apps.projects.text import text_problem
 from apps.rubrics import prompting, scales
 
 MODES = ("pointwise", "pairwise")
@@ -45,6 +46,10 @@ def _text(
         return ""
     if max_length is not None and len(value) > max_length:
         errors.append(f"{path}{field}: at most {max_length} characters")
+    problem = text_problem(value)
+    if problem:
+        errors.append(f"{path}{field}: {problem}")
+        return ""
     return value
 
 
@@ -174,14 +179,6 @@ def clean_criterion(raw, *, path: str, pairwise: bool, errors: list[str]) -> dic
     return clean
 
 
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def clean_examples(raw, *, scale, pairwise: bool, path: str, errors: list[str]) -> list[dict]:
     """Few-shot examples: at most MAX_EXAMPLES mappings of item texts and the verdict people
     gave (a value of the criterion's scale), plus where they came from (`source`, never shown
@@ -209,10 +206,6 @@ def clean_examples(raw, *, scale, pairwise: bool, path: str, errors: list[str]) 
         for field in (*EXAMPLE_TEXT_FIELDS, "source"):
             text = _text(example, field, f"{where}.", errors, required=False,
                          max_length=EXAMPLE_TEXT_MAX)
-            if "\x00" in text:
-                errors.append(f"{where}.{field}: contains a NUL character")
-            elif not _encodable(text):
-                errors.append(f"{where}.{field}: contains a lone surrogate (not UTF-8 text)")
             if text.strip():
                 clean[field] = clean_text(text).strip()
         for field in needed:

@@ -12,6 +12,7 @@ from apps.judging.models import JudgeRun, RunStatus
 from apps.judging.planning import RunSettings, judge_run_start
 from tests.calibration.worlds import length_world
 from tests.e2e.axe import serious_violations
+from tests.e2e.test_journey import _shot
 from tests.judging.helpers import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -58,6 +59,5 @@ def test_edit_rescore_and_read_before_and_after(watched, fake, start_worker, per
     assert "Long enough" in row and "+" in row  # kappa rose
     page.click("#rescore details.flips summary")
     assert "Now agree with the people" in page.inner_text("#rescore details.flips")
-    page.screenshot(path=str(__import__("pathlib").Path(__file__).resolve().parents[2]
-                             / "docs" / "screenshots" / "workbench.png"), full_page=False)
+    _shot(page, "workbench")
     assert watched.dialogs == [] and worker.process.poll() is None

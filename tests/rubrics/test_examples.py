@@ -47,7 +47,7 @@ def test_a_rubric_without_examples_keeps_its_hash():
     ([{**EXAMPLE, "response": ""}], "criteria[0].examples[0].response: required"),
     ([{**EXAMPLE, "response": ["a"]}], "response: must be text"),
     ([{**EXAMPLE, "response": "a\x00b"}], "response: contains a NUL character"),
-    ([{**EXAMPLE, "response": "a\ud800b"}], "response: contains a lone surrogate"),
+    ([{**EXAMPLE, "response": "a\ud800b"}], "response: contains an unpaired surrogate"),
     ([{**EXAMPLE, "response": "x" * 20_001}], "response: at most 20000 characters"),
     ([{**EXAMPLE, "verdict": 3}], "criteria[0].examples[0].verdict: unknown field"),
 ])
