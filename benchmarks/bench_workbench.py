@@ -85,6 +85,7 @@ def wait(run, timeout: float = 600) -> None:
 
 
 def rescore(rubric, dataset, base, fake, user, *, threshold_text: str) -> tuple[float, dict]:
+    from apps.calibration import rescore as rs
     from apps.calibration import workbench as wb
     from apps.judging.planning import RunSettings
 
@@ -92,12 +93,12 @@ def rescore(rubric, dataset, base, fake, user, *, threshold_text: str) -> tuple[
         "correct": {"description": "", "anchors": [f"correct level {i} {threshold_text}"
                                                    for i in range(1, 6)]}})
     started = time.perf_counter()
-    result = wb.rescore_start(
+    result = rs.rescore_start(
         rubric=rubric, dataset=dataset, base_run=base, user=user, limit=RESCORED,
         run_settings=RunSettings(model="openai/fake-judge", api_base=fake.url, concurrency=100,
                                  timeout_s=30))
     wait(result.run)
-    table = wb.before_after(result)
+    table = rs.before_after(result)
     return time.perf_counter() - started, {"rescore": result, "table": table}
 
 

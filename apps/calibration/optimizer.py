@@ -33,6 +33,7 @@ from apps.calibration import stats
 from apps.calibration.data import CriterionData, load_criteria
 from apps.calibration.models import OPTIMIZER_ACTIVE, OptimizerJob, OptimizerStatus, Proposal
 from apps.calibration.report import weighting_for
+from apps.calibration.rescore import active_rescore, rescore_items
 from apps.calibration.scoring import (
     Budget,
     BudgetSpent,
@@ -42,8 +43,8 @@ from apps.calibration.scoring import (
     calls_needed,
     score_content,
 )
-from apps.calibration.splits import ensure_split, item_content_hash
-from apps.calibration.workbench import active_rescore, example_leaks, rescore_items
+from apps.calibration.splits import ensure_split, example_leaks, item_content_hash
+from apps.calibration.workbench import strength
 from apps.datasets.models import Dataset, Item
 from apps.judging.verdicts import ParseError, extract_object, storable
 from apps.labeling.models import HumanLabel
@@ -242,8 +243,8 @@ def pick_examples(*, criterion: dict, candidates: list[tuple[float, int]],
     values taken in turn (label balance), no two with the same text (diversity), never a text
     of the test split."""
     by_value: dict[str, list[tuple[float, int]]] = defaultdict(list)
-    for strength, item in sorted(candidates, key=lambda c: (-c[0], c[1])):
-        by_value[json.dumps(references[item])].append((strength, item))
+    for score, item in sorted(candidates, key=lambda c: (-c[0], c[1])):
+        by_value[json.dumps(references[item])].append((score, item))
     chosen, seen = [], set()
     queues = [by_value[k] for k in sorted(by_value)]
     while queues and len(chosen) < EXAMPLES_PER_CRITERION:
@@ -399,8 +400,6 @@ def _rewrite(job, content, scored, references, texts, comments, settings, budget
 
 
 def _examples(content, scored, references, texts, forbidden):
-    from apps.calibration.workbench import strength
-
     revised = json.loads(json.dumps(content))
     notes = []
     for criterion in revised["criteria"]:

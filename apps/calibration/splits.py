@@ -274,3 +274,17 @@ def split_set_reference_rule(*, split: CalibrationSplit, rule: str) -> None:
                                            "the reference rule is locked with the split."})
         CalibrationSplit.objects.filter(pk=split.pk).update(ordinal_reference=rule)
     split.ordinal_reference = rule
+
+
+def example_leaks(content: dict, view: SplitView | None) -> list[str]:
+    """Examples whose text is a test item's (however they got into the draft, a YAML file
+    included): they would show the judge held-out items."""
+    if view is None:
+        return []
+    test = view.test_hashes
+    problems = []
+    for c in content["criteria"]:
+        for number, example in enumerate(c.get("examples") or [], 1):
+            if item_content_hash(example) in test:
+                problems.append(f"{c['key']}: example {number} has the text of a test item")
+    return problems

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.calibration import views, views_summary, views_workbench
+from apps.calibration import views, views_optimizer, views_summary, views_workbench
 
 P = "p/<slug:slug>/calibration/"
 W = P + "<slug:rubric_slug>/workbench/"
@@ -23,10 +23,10 @@ urlpatterns = [
          name="workbench_rescore_status"),
     path(W + "rescores/<int:rescore_id>/cancel/", views_workbench.workbench_rescore_cancel,
          name="workbench_rescore_cancel"),
-    path(W + "optimizer/", views_workbench.workbench_optimizer, name="workbench_optimizer"),
-    path(W + "optimizer/start/", views_workbench.workbench_optimize, name="workbench_optimize"),
-    path(W + "optimizer/<int:optimizer_id>/cancel/", views_workbench.workbench_optimizer_cancel,
+    path(W + "optimizer/", views_optimizer.workbench_optimizer, name="workbench_optimizer"),
+    path(W + "optimizer/start/", views_optimizer.workbench_optimize, name="workbench_optimize"),
+    path(W + "optimizer/<int:optimizer_id>/cancel/", views_optimizer.workbench_optimizer_cancel,
          name="workbench_optimizer_cancel"),
-    path(W + "optimizer/<int:optimizer_id>/apply/", views_workbench.workbench_proposal_apply,
+    path(W + "optimizer/<int:optimizer_id>/apply/", views_optimizer.workbench_proposal_apply,
          name="workbench_proposal_apply"),
 ]

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from apps.calibration import rescore as rs
 from apps.calibration import workbench as wb
 from apps.calibration.models import Rescore
 from apps.calibration.selectors import get_calibration_for_user
@@ -93,11 +94,13 @@ def _context(request, rubric, access) -> dict:
     context["editing"] = editing
     context["editing_content"] = version_content(editing) if editing else None
     context["rescore_form"] = _rescore_defaults(runs, run)
-    rescore = wb.latest_rescore(rubric, dataset)
+    rescore = rs.latest_rescore(rubric, dataset)
     context["rescore"] = _rescore_context(rescore) if rescore else None
     context["page_url"] = _url(access.project.slug, rubric, dataset,
                                judge=run.pk if run else None, **context["filters"].as_query())
-    context["opt"] = _optimizer_context(rubric, dataset, access, runs,
+    from apps.calibration.views_optimizer import optimizer_context
+
+    context["opt"] = optimizer_context(rubric, dataset, access, runs,
                                         bench=context.get("bench"), editing=editing,
                                         content=context["editing_content"])
     return context
@@ -109,18 +112,18 @@ def _rescore_defaults(runs: list[JudgeRun], run: JudgeRun | None) -> dict:
     live = [r for r in runs if r.kind == RunKind.LIVE and r.model]
     base = run if run is not None and run.kind == RunKind.LIVE and run.model else (
         live[0] if live else run)
-    settings = wb.settings_from(base) if base is not None else None
+    settings = rs.settings_from(base) if base is not None else None
     return {"base": base, "model": settings.model if settings else "",
             "api_base": settings.api_base if settings else "",
             "concurrency": settings.concurrency if settings else 16,
-            "limit": wb.RESCORE_LIMIT}
+            "limit": rs.RESCORE_LIMIT}
 
 
 def _rescore_context(rescore: Rescore) -> dict:
-    state = wb.rescore_state(rescore)
+    state = rs.rescore_state(rescore)
     context = {"object": rescore, "state": state}
     if not rescore.run.is_active and state["evidence"] != "mixed":
-        context["compare"] = wb.before_after(rescore)
+        context["compare"] = rs.before_after(rescore)
     return context
 
 
@@ -233,7 +236,7 @@ def workbench_example_remove(request: HttpRequest, slug: str, rubric_slug: str) 
     rubric, access = get_calibration_for_user(request.user, slug, rubric_slug, need=Need.WRITE)
     _, dataset = _dataset(request, rubric)
     try:
-        if wb.active_rescore(rubric) is not None:
+        if rs.active_rescore(rubric) is not None:
             raise ValidationError("A re-score of the draft is running: wait for it first.")
         wb.remove_example(rubric=rubric, key=request.POST.get("key", "")[:60],
                           index=_int(request.POST.get("index")) if _int(
@@ -271,9 +274,9 @@ def workbench_rescore(request: HttpRequest, slug: str, rubric_slug: str) -> Http
         limit = _int(request.POST.get("limit"))
         if limit is not None and not 1 <= limit <= 5000:
             raise ValidationError("Re-score from 1 to 5,000 development items.")
-        rescore = wb.rescore_start(rubric=rubric, dataset=dataset, base_run=base,
+        rescore = rs.rescore_start(rubric=rubric, dataset=dataset, base_run=base,
                                    run_settings=run_settings, user=request.user,
-                                   limit=limit or wb.RESCORE_LIMIT)
+                                   limit=limit or rs.RESCORE_LIMIT)
     except ValidationError as exc:
         messages.error(request, "Not started: " + " ".join(exc.messages))
     else:
@@ -308,7 +311,7 @@ def workbench_rescore_status(request: HttpRequest, slug: str, rubric_slug: str,
 def workbench_rescore_cancel(request: HttpRequest, slug: str, rubric_slug: str,
                              rescore_id: int) -> HttpResponse:
     rubric, access, rescore = _rescore_for(request, slug, rubric_slug, rescore_id, Need.WRITE)
-    if wb.rescore_cancel(rescore):
+    if rs.rescore_cancel(rescore):
         messages.success(request, "Re-score cancelled.")
     else:
         messages.info(request, "The re-score had already ended.")
@@ -335,141 +338,3 @@ def workbench_rule(request: HttpRequest, slug: str, rubric_slug: str) -> HttpRes
         messages.success(request, f"Ordinal criteria now use the {split.ordinal_reference} of "
                                   "their annotators as the reference.")
     return _leave(request, _back(request, slug, rubric, dataset))
-
-
-# -- the optimizer ---------------------------------------------------------------------------
-
-def _optimizer_context(rubric, dataset, access, runs, bench=None, editing=None,
-                       content=None) -> dict:
-    """The latest job with its proposals, and the form's budget per number of rounds (from
-    the workbench's labels when the draft's criteria are the same, else read afresh)."""
-    from apps.calibration import optimizer as opt
-    from apps.calibration.models import OptimizerJob
-    from apps.calibration.report import load_inputs
-
-    job = (OptimizerJob.objects.filter(rubric=rubric, dataset=dataset)
-           .prefetch_related("proposals").first())
-    context = {"job": job, "best": opt.best_proposal(job) if job else None,
-               "stalled": _stalled(job)}
-    editing = editing or current_draft(rubric) or latest_published(rubric)
-    defaults = _rescore_defaults(runs, None)
-    context["defaults"] = defaults
-    if editing is not None and dataset.texts_available:
-        content = content or version_content(editing)
-        same = bench is not None and _signatures(content) == _signatures(
-            {"criteria": [d.criterion for d in bench.data]})
-        if same:
-            split, data = bench.split, bench.data
-        else:
-            inputs = load_inputs(editing, dataset, None)
-            split, data = inputs.split, inputs.data
-        items = wb.rescore_items(split, data, limit=wb.RESCORE_LIMIT)
-        samples = defaults["base"].samples if defaults["base"] is not None else 1
-        context["items"] = len(items)
-        context["budgets"] = [(r, opt.budget_for(n_items=len(items), content=content, rounds=r,
-                                                 samples=samples))
-                              for r in range(1, opt.MAX_ROUNDS + 1)]
-    return context
-
-
-def _signatures(content: dict) -> list[tuple[str, str]]:
-    from apps.rubrics import scales
-
-    return [(c["key"], scales.scale_signature(c["scale"])) for c in content["criteria"]]
-
-
-def _stalled(job) -> bool:
-    from django.utils import timezone
-
-    if job is None or not job.is_active or job.heartbeat_at is None:
-        return False
-    return (timezone.now() - job.heartbeat_at).total_seconds() > 300
-
-
-@login_required
-@require_GET
-def workbench_optimizer(request: HttpRequest, slug: str, rubric_slug: str) -> HttpResponse:
-    """The optimizer's section: the form with its budget, the latest job and its proposals
-    (polled while the job runs)."""
-    rubric, access = get_calibration_for_user(request.user, slug, rubric_slug)
-    _, dataset = _dataset(request, rubric)
-    if dataset is None:
-        raise Http404("No dataset")
-    runs = wb.judge_choices(rubric, dataset)
-    return render(request, "calibration/_optimizer.html", {
-        "access": access, "project": access.project, "rubric": rubric, "dataset": dataset,
-        "opt": _optimizer_context(rubric, dataset, access, runs),
-        "page_url": _url(slug, rubric, dataset)})
-
-
-@login_required
-@require_POST
-def workbench_optimize(request: HttpRequest, slug: str, rubric_slug: str) -> HttpResponse:
-    from apps.calibration import optimizer as opt
-    from apps.calibration.scoring import JudgeSettings
-
-    rubric, access = get_calibration_for_user(request.user, slug, rubric_slug, need=Need.WRITE)
-    _, dataset = _dataset(request, rubric)
-    if dataset is None:
-        raise Http404("No dataset")
-    back = _back(request, slug, rubric, dataset)
-    try:
-        run_settings = RunSettings(model=request.POST.get("model", "").strip()[:200],
-                                   api_base=request.POST.get("api_base", "").strip()[:500],
-                                   concurrency=_int(request.POST.get("concurrency")) or 16)
-        errors = settings_errors(run_settings)
-        if errors:
-            raise ValidationError([f"{field}: {text}" for field, text in errors.items()])
-        rounds = _int(request.POST.get("rounds"))
-        if rounds is None:
-            raise ValidationError("Choose the number of rounds.")
-        job = opt.optimizer_start(
-            rubric=rubric, dataset=dataset, rounds=rounds, limit=wb.RESCORE_LIMIT,
-            user=request.user,
-            settings=JudgeSettings(model=run_settings.model, api_base=run_settings.api_base,
-                                   concurrency=run_settings.concurrency))
-    except ValidationError as exc:
-        messages.error(request, "Not started: " + " ".join(exc.messages))
-    else:
-        messages.success(request, f"The optimizer is working on {len(job.item_ids):,} "
-                                  f"development items, within {job.budget_calls:,} calls.")
-    return _leave(request, back + "#optimizer")
-
-
-def _job_for(request, slug, rubric_slug, job_id, need):
-    from apps.calibration.models import OptimizerJob
-
-    rubric, access = get_calibration_for_user(request.user, slug, rubric_slug, need=need)
-    return rubric, access, get_object_or_404(OptimizerJob, rubric=rubric, pk=job_id)
-
-
-@login_required
-@require_POST
-def workbench_optimizer_cancel(request: HttpRequest, slug: str, rubric_slug: str,
-                               optimizer_id: int) -> HttpResponse:
-    from apps.calibration import optimizer as opt
-
-    rubric, access, job = _job_for(request, slug, rubric_slug, optimizer_id, Need.WRITE)
-    if opt.optimizer_cancel(job):
-        messages.success(request, "The optimizer stops after the call in progress.")
-    else:
-        messages.info(request, "The optimizer had already ended.")
-    return _leave(request, _url(slug, rubric, job.dataset) + "#optimizer")
-
-
-@login_required
-@require_POST
-def workbench_proposal_apply(request: HttpRequest, slug: str, rubric_slug: str,
-                             optimizer_id: int) -> HttpResponse:
-    from apps.calibration import optimizer as opt
-
-    rubric, access, job = _job_for(request, slug, rubric_slug, optimizer_id, Need.WRITE)
-    proposal = get_object_or_404(job.proposals, pk=_int(request.POST.get("proposal")) or 0)
-    try:
-        opt.proposal_apply(proposal=proposal, user=request.user)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, "The proposal is now the draft. Publish it on the rubric's "
-                                  "page, run the judge, and check it on the test split.")
-    return _leave(request, _url(slug, rubric, job.dataset) + "#editor")

@@ -232,7 +232,7 @@ def test_the_draft_editor_changes_anchors_and_the_task(personas, world):
 
 
 def test_editing_is_refused_while_a_rescore_runs(personas, world):
-    from apps.calibration.workbench import rescore_start
+    from apps.calibration.rescore import rescore_start
     from apps.judging.planning import RunSettings
 
     rescore_start(rubric=world.version.rubric, dataset=world.dataset, base_run=world.run,
@@ -247,7 +247,7 @@ def test_editing_is_refused_while_a_rescore_runs(personas, world):
 
 
 def test_a_rescore_judges_the_draft_on_development_items_only(personas, world):
-    from apps.calibration.workbench import rescore_start
+    from apps.calibration.rescore import rescore_start
     from apps.judging.models import Judgment
     from apps.judging.planning import RunSettings
 
@@ -299,7 +299,7 @@ def test_every_workbench_view_applies_the_project_access_rules(personas, world, 
 
 
 def test_rescore_status_and_cancel_views(personas, world):
-    from apps.calibration.workbench import rescore_start
+    from apps.calibration.rescore import rescore_start
     from apps.judging.planning import RunSettings
 
     rescore = rescore_start(rubric=world.version.rubric, dataset=world.dataset,

@@ -9,12 +9,8 @@ from __future__ import annotations
 import pytest
 
 from apps.calibration.report import load_inputs
-from apps.calibration.workbench import (
-    before_after,
-    draft_edit,
-    rescore_start,
-    rescore_state,
-)
+from apps.calibration.rescore import before_after, rescore_start, rescore_state
+from apps.calibration.workbench import draft_edit
 from apps.judging.executor import run_batch
 from apps.judging.models import JudgeBatch, JudgeRun, RunStatus
 from apps.judging.planning import RunSettings, judge_run_start
