@@ -329,3 +329,20 @@ def test_the_workbench_page_query_count_is_pinned(personas, world, django_assert
     client.get(_url(world))
     with django_assert_max_num_queries(25):
         assert client.get(_url(world)).status_code == 200
+
+
+def test_a_rescore_of_a_draft_cannot_be_exported(personas, world):
+    from django.core.exceptions import ValidationError
+
+    from apps.calibration.rescore import rescore_start
+    from apps.exports.services import judge_export
+    from apps.judging.planning import RunSettings
+
+    rescore = rescore_start(rubric=world.version.rubric, dataset=world.dataset,
+                            base_run=world.run, user=None,
+                            run_settings=RunSettings(model="openai/fake-judge",
+                                                     api_base="http://127.0.0.1:9/v1"))
+    JudgeRun.objects.filter(pk=rescore.run.pk).update(status=RunStatus.COMPLETED)
+    rescore.run.refresh_from_db()
+    with pytest.raises(ValidationError, match="judged a draft"):
+        judge_export(run=rescore.run, fmt="json", force=True)
