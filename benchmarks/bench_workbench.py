@@ -104,6 +104,8 @@ def rescore(rubric, dataset, base, fake, user, *, threshold_text: str) -> tuple[
 
 def main() -> int:
     env = setup_env()
+    # The fake model listens on loopback, which the api_base policy refuses unless listed.
+    env.setdefault("ALLOWED_API_BASES", "http://127.0.0.1:")
     prepare_database(env)
     os.environ.update(env)
     import django

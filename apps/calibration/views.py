@@ -47,7 +47,9 @@ def _choose(request, rubric: Rubric, project):
     dataset_id = _int(request, "dataset")
     runs_everywhere = JudgeRun.objects.filter(rubric_version=version)
     dataset = next((d for d in datasets if d.pk == dataset_id), None)
-    if dataset is None:
+    if dataset is None and len(datasets) == 1:
+        dataset = datasets[0]
+    elif dataset is None:
         # Default to the dataset this version was judged on most recently.
         latest = runs_everywhere.order_by("-created_at").values_list("dataset_id", flat=True)
         first = latest.first()
