@@ -55,6 +55,11 @@ def _loads(text: str):
         raise _NotJson(f"{exc.msg} (column {exc.colno})") from None
     except RecursionError:
         raise _NotJson("nested too deeply") from None
+    except _NotJson:
+        raise
+    except ValueError as exc:
+        # Python refuses to read an integer of more than 4,300 digits (int_max_str_digits).
+        raise _NotJson(f"a number too long to read ({str(exc)[:60]})") from None
 
 
 def _text_problem(value) -> str | None:

@@ -33,6 +33,7 @@ from apps.labeling.selectors import (
     own_history,
     own_labels,
     own_progress,
+    repeat_counts,
     session_criteria,
     sessions_for_member,
     sessions_progress,
@@ -111,6 +112,13 @@ def session_create(request: HttpRequest, slug: str) -> HttpResponse:
         else:
             messages.success(request, f"Session '{session.name}' created with "
                                       f"{session.item_count:,} items.")
+            repeats = repeat_counts(session)
+            if repeats:
+                said = ", ".join(f"{name} {n:,}" for name, n in repeats)
+                messages.warning(request, (
+                    f"Some annotators labelled some of these items before ({said}): their "
+                    "answers here are stored as a new round beside the earlier ones "
+                    "(test-retest); calibration uses each annotator's latest round."))
             return redirect("session_detail", slug=slug, session_id=session.pk)
     return render(request, "labeling/session_form.html", {
         "access": access, "project": access.project, "form": form, "nav": "labelling",
@@ -125,6 +133,7 @@ def session_detail(request: HttpRequest, slug: str, session_id: int) -> HttpResp
     return render(request, "labeling/session_detail.html", {
         "access": access, "project": access.project, "session": session, "nav": "labelling",
         "progress": progress, "agreement": session_agreement(session),
+        "repeats": repeat_counts(session),
     })
 
 
@@ -315,7 +324,8 @@ def label_screen(request: HttpRequest, slug: str, session_id: int) -> HttpRespon
     elif result.outcome == services.REFUSED:
         messages.warning(request, result.message)
     else:
-        messages.success(request, f"Saved: {said}.")
+        again = f" {result.message}" if result.round > 1 else ""
+        messages.success(request, f"Saved: {said}.{again}")
     if not request.htmx:
         return redirect("label_screen", slug=slug, session_id=session.pk)
     return _screen(request, session, access, following, mine=counts)
