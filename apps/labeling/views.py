@@ -28,6 +28,7 @@ from apps.labeling.agreement import disagreements, session_agreement
 from apps.labeling.claims import label_claim_next
 from apps.labeling.forms import GoldForm, SessionForm, SkipForm
 from apps.labeling.models import Assignment, AssignmentStatus, GoldLabel
+from apps.labeling.position import human_position_bias
 from apps.labeling.selectors import (
     get_session_for_user,
     own_history,
@@ -134,6 +135,8 @@ def session_detail(request: HttpRequest, slug: str, session_id: int) -> HttpResp
         "access": access, "project": access.project, "session": session, "nav": "labelling",
         "progress": progress, "agreement": session_agreement(session),
         "repeats": repeat_counts(session),
+        "position": human_position_bias(exports.session_labels(session),
+                                        session_criteria(session)),
     })
 
 
