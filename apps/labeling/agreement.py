@@ -215,25 +215,3 @@ def session_agreement(session: LabelingSession) -> list[CriterionAgreement]:
         figures.retest = intra_rater(retest[c["key"]], c["scale"])
         out.append(figures)
     return out
-
-
-def disagreements(session: LabelingSession) -> list[dict]:
-    """Items of the session where its annotators disagree on a criterion (two or more labels,
-    not all equal), for adjudication: [{"item_id", "key", "labels": [(annotator, value,
-    comment)]}], in item order."""
-    criteria = session_criteria(session)
-    by_key = {c["key"]: c for c in criteria}
-    found: dict[tuple[int, str], list] = {}
-    rows = HumanLabel.objects.filter(session=session).values_list(
-        "item_id", "criterion_key", "scale_signature", "annotator", "value", "comment")
-    for item_id, key, signature, annotator, value, comment in rows.order_by("annotator"):
-        criterion = by_key.get(key)
-        if criterion is not None and criterion["signature"] == signature:
-            found.setdefault((item_id, key), []).append((annotator, value, comment))
-    order = {c["key"]: i for i, c in enumerate(criteria)}
-    return [
-        {"item_id": item_id, "key": key, "labels": labels}
-        for (item_id, key), labels in sorted(found.items(), key=lambda f: (f[0][0],
-                                                                           order[f[0][1]]))
-        if len(labels) >= 2 and len({v for _, v, _ in labels}) > 1
-    ]

@@ -49,12 +49,19 @@ class Shown:
     pairwise: bool
 
 
-def present_item(item: Item, *, pairwise: bool, shown_order: str) -> Shown:
+def present_item(item: Item, *, pairwise: bool, shown_order: str,
+                 item_terms: bool = False) -> Shown:
+    """The item's texts as a screen shows them. Pairwise: in the annotator's order, headed
+    "Left (A)" and "Right (B)" in the rubric's words; with `item_terms` (adjudication, where
+    values are the item's A and B) headed "Response A" and "Response B"."""
     if pairwise:
         texts = {"A": item.response_a, "B": item.response_b}
-        order = shown_order or "AB"
-        responses = [(SIDE_NAMES[side], segments(texts[letter]))
-                     for side, letter in zip(SIDES, order, strict=True)]
+        if item_terms:
+            responses = [(f"Response {letter}", segments(texts[letter])) for letter in "AB"]
+        else:
+            order = shown_order or "AB"
+            responses = [(SIDE_NAMES[side], segments(texts[letter]))
+                         for side, letter in zip(SIDES, order, strict=True)]
     else:
         responses = [("Response", segments(item.response))]
     return Shown(prompt=segments(item.prompt), reference=segments(item.reference),

@@ -23,8 +23,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.datasets.selectors import get_dataset_for_user
-from apps.labeling import exports, present, services
-from apps.labeling.agreement import disagreements, session_agreement
+from apps.labeling import adjudication, exports, present, services
+from apps.labeling.agreement import session_agreement
 from apps.labeling.claims import label_claim_next
 from apps.labeling.forms import GoldForm, SessionForm, SkipForm
 from apps.labeling.models import Assignment, AssignmentStatus, GoldLabel
@@ -41,9 +41,6 @@ from apps.labeling.selectors import (
 )
 from apps.projects.access import Need, get_project_for_user
 from apps.projects.models import Membership
-from apps.rubrics import scales
-
-ADJUDICATION_PAGE = 25
 
 
 def _page(request) -> int:
@@ -153,58 +150,88 @@ def session_close(request: HttpRequest, slug: str, session_id: int) -> HttpRespo
 
 # -- adjudication -----------------------------------------------------------------------------
 
+def _show(request) -> str:
+    show = request.GET.get("show", "open")
+    return show if show in adjudication.SHOW else "open"
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def adjudicate(request: HttpRequest, slug: str, session_id: int) -> HttpResponse:
+    """Disagreements one page at a time (a cursor, not page numbers: saving takes rows out of
+    the "open" list). Saving a gold label by htmx swaps that row in place (the place is kept)
+    and appends the next disagreement after the page's last one, so the queue stays full."""
     session, access = get_session_for_user(request.user, slug, session_id, need=Need.OWN)
-    form_errors: dict = {}
-    status = 200
+    show = _show(request)
+    after = adjudication.Cursor.parse(request.GET.get("after"))
+    context = {"access": access, "project": access.project, "session": session,
+               "nav": "labelling", "show": show, "after": after}
     if request.method == "POST":
-        form = GoldForm(request.POST)
-        if form.is_valid():
-            d = form.cleaned_data
-            try:
-                services.gold_set(session=session, item_id=d["item"], criterion_key=d["criterion"],
-                                  value=d["value"], note=d["note"], user=request.user)
-            except ValidationError as exc:
-                form_errors[(d["item"], d["criterion"])] = " ".join(exc.messages)
-            else:
-                messages.success(request, "Gold label saved.")
-                if not request.htmx:
-                    return redirect(f"{request.path}?page={_page(request)}")
-        else:
-            form_errors[None] = "Choose a value for the gold label."
-        status = 422 if form_errors else 200
+        return _gold_save(request, session, context)
+    page = adjudication.disagreement_page(session, show=show, after=after)
+    rows = page["rows"]
     return render(request, "labeling/adjudicate.html", {
-        "access": access, "project": access.project, "session": session, "nav": "labelling",
-        **_adjudication_rows(session, _page(request), form_errors),
-    }, status=status)
+        **context, "rows": rows, "next": page["next"],
+        "tail": rows[-1].cursor if rows else None,
+        "counts": adjudication.disagreement_counts(session),
+    })
 
 
-def _adjudication_rows(session, page: int, form_errors: dict) -> dict:
-    found = disagreements(session)
-    window = found[(page - 1) * ADJUDICATION_PAGE: page * ADJUDICATION_PAGE]
-    criteria = {c["key"]: c for c in session_criteria(session)}
-    from apps.datasets.models import Item
+def _gold_save(request, session, context: dict) -> HttpResponse:
+    form = GoldForm(request.POST)
+    if not form.is_valid():
+        error = ("Choose a value for the gold label." if "value" in form.errors
+                 else "This form lost its item; reload the page.")
+        return _gold_answer(request, session, context, form.cleaned_data, error=error)
+    d = form.cleaned_data
+    had_gold = GoldLabel.objects.filter(item_id=d["item"], criterion_key=d["criterion"]).exists()
+    try:
+        services.gold_set(session=session, item_id=d["item"], criterion_key=d["criterion"],
+                          value=d["value"], note=d["note"], user=request.user)
+    except ValidationError as exc:
+        return _gold_answer(request, session, context, d, error=" ".join(exc.messages))
+    return _gold_answer(request, session, context, d, grows=not had_gold)
 
-    items = Item.objects.in_bulk([row["item_id"] for row in window])
-    gold = {
-        (g.item_id, g.criterion_key): g for g in GoldLabel.objects.filter(
-            item_id__in=[row["item_id"] for row in window])
-        if g.scale_signature == criteria[g.criterion_key]["signature"]
-    } if window else {}
-    rows = []
-    for row in window:
-        criterion = criteria[row["key"]]
-        rows.append({
-            **row, "item": items.get(row["item_id"]), "criterion": criterion,
-            "choices": [str(v) for v in scales.allowed_values(criterion["scale"])],
-            "gold": gold.get((row["item_id"], row["key"])),
-            "error": form_errors.get((row["item_id"], row["key"]), ""),
-        })
-    return {"rows": rows, "total": len(found), "page": page,
-            "has_next": page * ADJUDICATION_PAGE < len(found), "has_previous": page > 1,
-            "form_error": form_errors.get(None, "")}
+
+def _gold_answer(request, session, context: dict, data: dict, *, error: str = "",
+                 grows: bool = False) -> HttpResponse:
+    """After a gold POST. htmx: the row again (saved, or with its error) and, when the open
+    queue lost a row, the next disagreement after the page's tail. Plain POST: back to the
+    same page at the same row (its anchor), or the page with the error (422)."""
+    row = None
+    if isinstance(data.get("item"), int) and data.get("criterion"):
+        row = adjudication.disagreement_row(session, item_id=data["item"],
+                                            criterion_key=data["criterion"])
+    if not request.htmx:
+        if error:
+            page = adjudication.disagreement_page(session, show=context["show"],
+                                                  after=context["after"])
+            for shown in page["rows"]:
+                if row is not None and shown.anchor == row.anchor:
+                    shown.error = error
+            return render(request, "labeling/adjudicate.html", {
+                **context, "rows": page["rows"], "next": page["next"],
+                "counts": adjudication.disagreement_counts(session),
+                "tail": page["rows"][-1].cursor if page["rows"] else None,
+                "form_error": "" if row is not None else error,
+            }, status=422)
+        messages.success(request, "Gold label saved.")
+        anchor = f"#{row.anchor}" if row is not None else ""
+        return redirect(request.get_full_path() + anchor)
+    if row is None:
+        # The item is not (or no longer) a disagreement of this session; nothing to show.
+        return HttpResponse(error or "Saved.", status=422 if error else 200,
+                            content_type="text/plain; charset=utf-8")
+    row.saved, row.error = not error, error
+    following, tail = None, None
+    if grows and context["show"] == "open":
+        end = adjudication.Cursor.parse(request.POST.get("tail"))
+        if end is not None:
+            following = adjudication.next_disagreement(session, show="open", after=end)
+            tail = following.cursor if following is not None else None
+    return render(request, "labeling/adjudicate.html#saved", {
+        **context, "row": row, "following": following, "tail": tail,
+    }, status=422 if error else 200)
 
 
 # -- exports ----------------------------------------------------------------------------------
