@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.http import Http404
 
 from apps.labeling.models import (
@@ -175,6 +175,17 @@ def sessions_progress(sessions: list[LabelingSession], *, only_user=None) -> lis
         if progress is not None:  # an annotator removed from the session keeps their labels
             setattr(progress, status, n)
     return [SessionProgress(s, list(by_session[s.pk].values())) for s in sessions]
+
+
+def session_done(session: LabelingSession) -> dict:
+    """The session's labels done so far against those it needs (items x k), for the progress
+    bar of the labelling screen: counts only, nobody's values. Summed from the annotators' own
+    counters (a few rows), not by counting assignments."""
+    done = SessionAssignee.objects.filter(session=session).aggregate(n=Sum("done_count"))["n"]
+    needed = session.item_count * session.overlap
+    done = done or 0
+    return {"done": done, "needed": needed,
+            "percent": 100.0 * done / needed if needed else 0.0}
 
 
 def own_progress(session: LabelingSession, user) -> dict:

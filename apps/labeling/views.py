@@ -36,6 +36,7 @@ from apps.labeling.selectors import (
     own_progress,
     repeat_counts,
     session_criteria,
+    session_done,
     sessions_for_member,
     sessions_progress,
 )
@@ -295,6 +296,7 @@ def _screen(request, session, access, assignment, *, posted=None, errors=None,
         "skip_form": skip_form or SkipForm(initial={"assignment": getattr(assignment, "pk",
                                                                          None)}),
         "mine": mine if mine is not None else own_progress(session, request.user),
+        "progress": session_done(session),
     }
     template = "labeling/label_screen.html"
     if request.htmx:
