@@ -11,6 +11,9 @@ from apps.rubrics.models import RubricVersion
 class LabelSource(models.TextChoices):
     IMPORT = "import", "Imported with the dataset"
     SCREEN = "screen", "Labelled on screen"
+    LABEL_STUDIO = "labelstudio", "Imported from Label Studio"
+    ARGILLA = "argilla", "Imported from Argilla"
+    API = "api", "Submitted through the API"
 
 
 class HumanLabel(models.Model):

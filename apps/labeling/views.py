@@ -23,7 +23,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.datasets.selectors import get_dataset_for_user
-from apps.labeling import adjudication, exports, present, services
+from apps.labeling import adjudication, exports, interop_export, present, services
 from apps.labeling.agreement import session_agreement
 from apps.labeling.claims import label_claim_next
 from apps.labeling.forms import GoldForm, SessionForm, SkipForm
@@ -238,43 +238,57 @@ def _gold_answer(request, session, context: dict, data: dict, *, error: str = ""
 # -- exports ----------------------------------------------------------------------------------
 
 EXPORT_FORMATS = ("jsonl", "csv")
+TOOL_FORMATS = {"labelstudio": interop_export.labelstudio_tasks,
+                "argilla": interop_export.argilla_records}
 
 
-def _download(rows, *, fmt: str, pairwise: bool, name: str) -> HttpResponse:
-    if fmt not in EXPORT_FORMATS:
-        # Rows are a lazy generator: nothing was read for a format we refuse.
-        return HttpResponseBadRequest(
-            f"Unknown format {fmt[:20]!r}: use format=jsonl or format=csv.",
-            content_type="text/plain; charset=utf-8")
-    if fmt == "csv":
-        body, kind = exports.csv_lines(rows, pairwise=pairwise), "text/csv"
+def _refuse_format(fmt: str, known) -> HttpResponse:
+    return HttpResponseBadRequest(
+        f"Unknown format {fmt[:20]!r}: use " + " or ".join(f"format={f}" for f in known) + ".",
+        content_type="text/plain; charset=utf-8")
+
+
+def _download(labels, dataset, *, fmt: str, name: str, criteria=None) -> HttpResponse:
+    """Stream labels in a format: the row format (jsonl, csv) for any labels; the formats of
+    other tools (labelstudio, argilla) when the rubric's criteria are known (a session)."""
+    known = EXPORT_FORMATS + (tuple(TOOL_FORMATS) if criteria is not None else ())
+    if fmt not in known:
+        # Nothing was read for a format we refuse: rows are produced lazily.
+        return _refuse_format(fmt, known)
+    if fmt in TOOL_FORMATS:
+        body = TOOL_FORMATS[fmt](labels, dataset, criteria)
+        kind, suffix = "application/json", f"{fmt}.json"
     else:
-        body, kind = exports.jsonl_lines(rows), "application/x-ndjson"
+        rows = exports.export_rows(labels, dataset)
+        if fmt == "csv":
+            body, kind = exports.csv_lines(rows, pairwise=dataset.kind == "pairwise"), "text/csv"
+        else:
+            body, kind = exports.jsonl_lines(rows), "application/x-ndjson"
+        suffix = fmt
     response = StreamingHttpResponse(body, content_type=f"{kind}; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
+    response["Content-Disposition"] = f'attachment; filename="{name}.{suffix}"'
     return response
 
 
 @login_required
 @require_GET
 def session_export(request: HttpRequest, slug: str, session_id: int) -> HttpResponse:
-    """A session's labels; an annotator who does not manage the project gets only their own."""
+    """A session's labels; an annotator who does not manage the project gets only their own.
+    Also in Label Studio's and Argilla's formats (format=labelstudio, format=argilla)."""
     session, access = get_session_for_user(request.user, slug, session_id, need=Need.MEMBER)
     mine = not access.can_read
     labels = exports.session_labels(session, user=request.user if mine else None)
-    rows = exports.export_rows(labels, session.dataset)
     name = f"session-{session.pk}-labels" + (f"-{request.user.get_username()}" if mine else "")
-    return _download(rows, fmt=request.GET.get("format", "jsonl"),
-                     pairwise=session.dataset.kind == "pairwise", name=name)
+    return _download(labels, session.dataset, fmt=request.GET.get("format", "jsonl"), name=name,
+                     criteria=session_criteria(session))
 
 
 @login_required
 @require_GET
 def dataset_labels_export(request: HttpRequest, slug: str, dataset_id: int) -> HttpResponse:
     dataset, _ = get_dataset_for_user(request.user, slug, dataset_id, need=Need.READ)
-    rows = exports.export_rows(exports.dataset_labels(dataset), dataset)
-    return _download(rows, fmt=request.GET.get("format", "jsonl"),
-                     pairwise=dataset.kind == "pairwise", name=f"dataset-{dataset.pk}-labels")
+    return _download(exports.dataset_labels(dataset), dataset,
+                     fmt=request.GET.get("format", "jsonl"), name=f"dataset-{dataset.pk}-labels")
 
 
 # -- the labelling screen ---------------------------------------------------------------------

@@ -57,6 +57,21 @@ def judge_spec(version: RubricVersion) -> dict:
     }
 
 
+def why_no_rubric(project, *, mode: str, rubric_slug: str | None = None) -> str:
+    """Why version_for_import found nothing, naming what there is: a named rubric that does
+    not exist, no rubric of the mode, or several of them (name one)."""
+    rubrics = Rubric.objects.filter(project=project).order_by("slug")
+    if rubric_slug:
+        there = list(rubrics.values_list("slug", flat=True)[:20])
+        return (f"the project has no rubric '{rubric_slug}'; its rubrics: "
+                f"{', '.join(there) or 'none'}")
+    of_mode = list(rubrics.filter(mode=mode).values_list("slug", flat=True)[:20])
+    if not of_mode:
+        return f"the project has no {mode} rubric to check them against: create it first"
+    return (f"the project has {len(of_mode)} {mode} rubrics ({', '.join(of_mode)}): name the "
+            "one to check them against (--rubric SLUG)")
+
+
 def version_for_import(project, *, mode: str, rubric_slug: str | None = None):
     """The rubric version that labels and verdicts in a dataset file are checked against.
 
