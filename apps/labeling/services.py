@@ -72,7 +72,8 @@ def clean_values(criteria: list[dict], values: dict) -> dict[str, str]:
         try:
             cleaned[key] = scales.value_to_text(scales.coerce_value(criterion["scale"], raw))
         except ValueError:
-            errors[key] = f"{name}: {raw!r} is not a level of this scale ({allowed})."
+            shown = repr(raw) if len(repr(raw)) <= 60 else repr(raw)[:57] + "..."
+            errors[key] = f"{name}: {shown} is not a level of this scale ({allowed})."
     if errors:
         raise ValidationError(errors)
     return cleaned
@@ -154,7 +155,8 @@ def _lock(session: LabelingSession, user) -> AnnotatorLock:
 
 
 def _submit_locked(session: LabelingSession, user, lock: AnnotatorLock, *, assignment_id: int,
-                   values: dict, comment: str, sides: bool, now: datetime) -> SubmitResult:
+                   values: dict, comment: str, sides: bool, now: datetime,
+                   source: str = LabelSource.SCREEN) -> SubmitResult:
     """label_submit's work, inside the caller's transaction and under the annotator's lock."""
     criteria = session_criteria(session)
     assignment = _locked_assignment(session, user, assignment_id)
@@ -183,7 +185,7 @@ def _submit_locked(session: LabelingSession, user, lock: AnnotatorLock, *, assig
         HumanLabel(
             item_id=assignment.session_item.item_id, criterion_key=c["key"],
             scale_signature=c["signature"], annotator=user.get_username(), user=user,
-            value=cleaned[c["key"]], comment=comment, source=LabelSource.SCREEN,
+            value=cleaned[c["key"]], comment=comment, source=source,
             session=session, shown_order=assignment.shown_order,
         )
         for c in criteria
@@ -223,15 +225,17 @@ def label_submit(*, session: LabelingSession, user, assignment_id: int, values: 
 
 def label_submit_and_next(*, session: LabelingSession, user, assignment_id: int,
                           values: dict, comment: str = "", sides: bool = False,
+                          source: str = LabelSource.SCREEN,
                           ) -> tuple[SubmitResult, Assignment | None, dict]:
     """label_submit, then the annotator's next claim, in one transaction (one commit, one
-    lock): what the labelling screen does on Enter. Returns (result, next claim or None, the
-    annotator's own counts)."""
+    lock): what the labelling screen does on Enter (and the labelling API's submit, with
+    source API). Returns (result, next claim or None, the annotator's own counts)."""
     now = timezone.now()
     with transaction.atomic():
         lock = _lock(session, user)
         result = _submit_locked(session, user, lock, assignment_id=assignment_id,
-                                values=values, comment=comment, sides=sides, now=now)
+                                values=values, comment=comment, sides=sides, now=now,
+                                source=source)
         following = live_claim(session, user)  # an undone item comes back first
         if following is None:
             following = claim_locked(session, user, now=now)

@@ -73,6 +73,22 @@ def _api_calls(world) -> list[tuple[str, str, str, dict]]:
     ]
 
 
+def _labelling_calls(world) -> list[tuple[str, str, str, dict]]:
+    """The annotators' endpoints (any member's token, for the sessions they are assigned to):
+    same shape as _api_calls."""
+    ops = "/api/v1/projects/{slug}/labelling/sessions"
+    base = f"/api/v1/projects/{world.project.slug}/labelling/sessions"
+    one = f"{base}/{world.session.pk}"
+    return [
+        ("get", ops, base, {}),
+        ("get", ops + "/{session_id}/next", f"{one}/next", {}),
+        ("post", ops + "/{session_id}/submit", f"{one}/submit",
+         {"assignment": 0, "values": {"correct": 1, "safe": 1}}),
+        ("post", ops + "/{session_id}/skip", f"{one}/skip", {"assignment": 0, "reason": "x"}),
+        ("get", ops + "/{session_id}/mine", f"{one}/mine", {}),
+    ]
+
+
 def _call(client, method, path, body, token=None):
     headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
     if method == "get":
@@ -91,7 +107,8 @@ def test_the_sweep_covers_every_api_operation(world):
     schema = api.get_openapi_schema()
     operations = {(method, path) for path, methods in schema["paths"].items()
                   for method in methods}
-    swept = {(method, operation) for method, operation, _, _ in _api_calls(world)}
+    swept = {(method, operation) for method, operation, _, _ in
+             _api_calls(world) + _labelling_calls(world)}
     assert operations == swept
 
 
@@ -100,9 +117,21 @@ def test_the_api_is_404_to_a_token_of_another_project(personas, world):
     MembershipFactory(project=personas.other_project, user=other_owner, role=Role.OWNER)
     _, token = token_create(user=other_owner, project=personas.other_project, name="t")
     before = _snapshot(world.project)
-    for method, _, path, body in _api_calls(world):
+    for method, _, path, body in _api_calls(world) + _labelling_calls(world):
         response = _call(Client(), method, path, body, token)
         assert response.status_code == 404, (method, path, response.status_code)
+    assert _snapshot(world.project) == before
+
+
+def test_the_labelling_api_answers_a_labellers_token(personas, world):
+    """The annotators' endpoints are the labeller's (tests/labeling/test_api.py has the rest);
+    assignment 0 is nobody's, so the writes answer 404 and change nothing."""
+    _, token = token_create(user=personas.labeller, project=world.project, name="t")
+    before = _snapshot(world.project)
+    for method, _, path, body in _labelling_calls(world):
+        response = _call(Client(), method, path, body, token)
+        expected = 404 if method == "post" else 200
+        assert response.status_code == expected, (method, path, response.status_code)
     assert _snapshot(world.project) == before
 
 
@@ -116,7 +145,7 @@ def test_the_api_is_403_to_a_labellers_token(personas, world):
 
 
 def test_the_api_is_401_without_credentials(world):
-    for method, _, path, body in _api_calls(world):
+    for method, _, path, body in _api_calls(world) + _labelling_calls(world):
         response = _call(Client(), method, path, body)
         assert response.status_code == 401, (method, path, response.status_code)
 
