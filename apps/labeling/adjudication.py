@@ -17,7 +17,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Q, Value, When
+from django.db import connection
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    Value,
+    When,
+)
 
 from apps.calibration.stats import majority
 from apps.datasets.models import Item
@@ -116,23 +129,39 @@ def _order(criteria: list[dict]) -> Case:
                 output_field=IntegerField())
 
 
+def _gold_of_group():
+    return Exists(GoldLabel.objects.filter(
+        item_id=OuterRef("item_id"), criterion_key=OuterRef("criterion_key"),
+        scale_signature=OuterRef("scale_signature")))
+
+
 def _grouped(session: LabelingSession, criteria: list[dict], *, show: str):
-    """One row per (item, criterion) of the session with disagreeing labels."""
+    """One row per (item, criterion) of the session with disagreeing labels: two or more, and
+    not all the same (lowest != highest: no per-group sort, as a distinct count needs)."""
     labels = HumanLabel.objects.filter(session=session).filter(same_scale(criteria))
     if show == "open":
-        labels = labels.filter(~Exists(GoldLabel.objects.filter(
-            item_id=OuterRef("item_id"), criterion_key=OuterRef("criterion_key"),
-            scale_signature=OuterRef("scale_signature"))))
+        labels = labels.filter(~_gold_of_group())
     return (labels.values("item_id", "criterion_key")
-            .annotate(position=_order(criteria), n=Count("id"),
-                      kinds=Count("value", distinct=True))
-            .filter(n__gte=2, kinds__gte=2))
+            .annotate(position=_order(criteria), n=Count("id"), lo=Min("value"),
+                      hi=Max("value"))
+            .filter(n__gte=2).exclude(lo=F("hi")))
 
 
 def disagreement_counts(session: LabelingSession) -> dict[str, int]:
-    """{"all": pairs where annotators disagree, "open": those without a gold label yet}."""
+    """{"all": pairs where annotators disagree, "open": those without a gold label yet}, in
+    one pass over the session's labels."""
     criteria = session_criteria(session)
-    return {show: _grouped(session, criteria, show=show).count() for show in SHOW}
+    grouped = (HumanLabel.objects.filter(session=session).filter(same_scale(criteria))
+               .values("item_id", "criterion_key", "scale_signature")
+               .annotate(n=Count("id"), lo=Min("value"), hi=Max("value"),
+                         gold=_gold_of_group())
+               .filter(n__gte=2).exclude(lo=F("hi")).values("gold"))
+    sql, params = grouped.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*), count(*) FILTER (WHERE NOT t.gold) "  # noqa: S608
+                       f"FROM ({sql}) t", params)
+        everything, still_open = cursor.fetchone()
+    return {"all": everything, "open": still_open}
 
 
 def _keys(session: LabelingSession, criteria: list[dict], *, show: str, after: Cursor | None,
@@ -200,21 +229,19 @@ def disagreement_page(session: LabelingSession, *, show: str = "open",
             "next": rows[-1].cursor if rows and len(keys) > limit else None}
 
 
-def disagreement_row(session: LabelingSession, *, item_id: int,
-                     criterion_key: str) -> Disagreement | None:
+def disagreement_row(session: LabelingSession, *, item_id: int, criterion_key: str,
+                     then_after: Cursor | None = None, show: str = "open",
+                     ) -> tuple[Disagreement | None, Disagreement | None]:
     """One (item, criterion) of the session as adjudication shows it (after a save), or None
-    if its annotators agree (or it has no labels in this session)."""
+    if its annotators agree (or it has no labels in this session); and with `then_after` (the
+    tail of what the page shows) the first disagreement after it, which the save made room for
+    at the end of the queue. Both in one set of queries."""
     criteria = session_criteria(session)
     keys = _keys(session, criteria, show="all", after=None, limit=1,
                  only=(item_id, criterion_key))
-    rows = _rows(session, criteria, keys)
-    return rows[0] if rows else None
-
-
-def next_disagreement(session: LabelingSession, *, show: str,
-                      after: Cursor) -> Disagreement | None:
-    """The first disagreement after `after` (the tail of what the page shows): a saved row
-    makes room for one more at the end of the queue."""
-    criteria = session_criteria(session)
-    rows = _rows(session, criteria, _keys(session, criteria, show=show, after=after, limit=1))
-    return rows[0] if rows else None
+    if then_after is not None:
+        keys += _keys(session, criteria, show=show, after=then_after, limit=1)
+    rows = {(r.item.pk, r.criterion["key"]): r for r in _rows(session, criteria, keys)}
+    row = rows.pop((item_id, criterion_key), None)
+    following = next(iter(rows.values()), None)
+    return row, following

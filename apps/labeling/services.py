@@ -406,16 +406,16 @@ def session_close(*, session: LabelingSession, now: datetime | None = None) -> b
 
 
 def gold_set(*, session: LabelingSession, item_id: int, criterion_key: str, value, note: str,
-             user) -> GoldLabel:
-    """Set the adjudicated label of one item and criterion (calibration prefers it)."""
+             user) -> tuple[GoldLabel, bool]:
+    """Set the adjudicated label of one item and criterion (calibration prefers it). Returns
+    the gold label and whether it is new (not a change of an earlier one)."""
     criterion = next((c for c in session_criteria(session) if c["key"] == criterion_key), None)
     if criterion is None:
         raise ValidationError({"criterion": f"Unknown criterion {criterion_key!r}."})
     if not SessionItem.objects.filter(session=session, item_id=item_id).exists():
         raise ValidationError({"item": "This item is not in the session."})
     cleaned = clean_values([criterion], {criterion_key: value})
-    gold, _ = GoldLabel.objects.update_or_create(
+    return GoldLabel.objects.update_or_create(
         item_id=item_id, criterion_key=criterion_key, scale_signature=criterion["signature"],
         defaults={"value": cleaned[criterion_key], "note": (note or "").strip(), "user": user},
     )
-    return gold

@@ -27,7 +27,7 @@ from apps.labeling import adjudication, exports, interop_export, present, servic
 from apps.labeling.agreement import session_agreement
 from apps.labeling.claims import label_claim_next
 from apps.labeling.forms import GoldForm, SessionForm, SkipForm
-from apps.labeling.models import Assignment, AssignmentStatus, GoldLabel
+from apps.labeling.models import Assignment, AssignmentStatus
 from apps.labeling.position import human_position_bias
 from apps.labeling.selectors import (
     get_session_for_user,
@@ -185,13 +185,13 @@ def _gold_save(request, session, context: dict) -> HttpResponse:
                  else "This form lost its item; reload the page.")
         return _gold_answer(request, session, context, form.cleaned_data, error=error)
     d = form.cleaned_data
-    had_gold = GoldLabel.objects.filter(item_id=d["item"], criterion_key=d["criterion"]).exists()
     try:
-        services.gold_set(session=session, item_id=d["item"], criterion_key=d["criterion"],
-                          value=d["value"], note=d["note"], user=request.user)
+        _, created = services.gold_set(session=session, item_id=d["item"],
+                                       criterion_key=d["criterion"], value=d["value"],
+                                       note=d["note"], user=request.user)
     except ValidationError as exc:
         return _gold_answer(request, session, context, d, error=" ".join(exc.messages))
-    return _gold_answer(request, session, context, d, grows=not had_gold)
+    return _gold_answer(request, session, context, d, grows=created)
 
 
 def _gold_answer(request, session, context: dict, data: dict, *, error: str = "",
@@ -199,10 +199,13 @@ def _gold_answer(request, session, context: dict, data: dict, *, error: str = ""
     """After a gold POST. htmx: the row again (saved, or with its error) and, when the open
     queue lost a row, the next disagreement after the page's tail. Plain POST: back to the
     same page at the same row (its anchor), or the page with the error (422)."""
-    row = None
+    row = following = None
     if isinstance(data.get("item"), int) and data.get("criterion"):
-        row = adjudication.disagreement_row(session, item_id=data["item"],
-                                            criterion_key=data["criterion"])
+        tail = None
+        if request.htmx and grows and context["show"] == "open":
+            tail = adjudication.Cursor.parse(request.POST.get("tail"))
+        row, following = adjudication.disagreement_row(
+            session, item_id=data["item"], criterion_key=data["criterion"], then_after=tail)
     if not request.htmx:
         if error:
             page = adjudication.disagreement_page(session, show=context["show"],
@@ -224,14 +227,9 @@ def _gold_answer(request, session, context: dict, data: dict, *, error: str = ""
         return HttpResponse(error or "Saved.", status=422 if error else 200,
                             content_type="text/plain; charset=utf-8")
     row.saved, row.error = not error, error
-    following, tail = None, None
-    if grows and context["show"] == "open":
-        end = adjudication.Cursor.parse(request.POST.get("tail"))
-        if end is not None:
-            following = adjudication.next_disagreement(session, show="open", after=end)
-            tail = following.cursor if following is not None else None
     return render(request, "labeling/adjudicate.html#saved", {
-        **context, "row": row, "following": following, "tail": tail,
+        **context, "row": row, "following": following,
+        "tail": following.cursor if following is not None else None,
     }, status=422 if error else 200)
 
 
