@@ -26,7 +26,7 @@ from apps.datasets.selectors import get_dataset_for_user
 from apps.labeling import adjudication, exports, interop_export, present, services
 from apps.labeling.agreement import session_agreement
 from apps.labeling.claims import label_claim_next
-from apps.labeling.forms import GoldForm, SessionForm, SkipForm
+from apps.labeling.forms import ForeignLabelsForm, GoldForm, SessionForm, SkipForm
 from apps.labeling.models import Assignment, AssignmentStatus
 from apps.labeling.position import human_position_bias
 from apps.labeling.selectors import (
@@ -147,6 +147,47 @@ def session_close(request: HttpRequest, slug: str, session_id: int) -> HttpRespo
     else:
         messages.info(request, "The session was already closed.")
     return redirect("session_detail", slug=slug, session_id=session.pk)
+
+
+# -- labels from other tools --------------------------------------------------------------------
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def labels_import(request: HttpRequest, slug: str) -> HttpResponse:
+    """Labels from Label Studio or Argilla into a dataset (owners and editors), the same
+    service as `labels_import`."""
+    from django.conf import settings
+
+    from apps.datasets.models import Dataset
+    from apps.labeling.interop_import import labels_import as import_labels
+    from apps.rubrics.models import RubricVersion
+
+    access = get_project_for_user(request.user, slug, need=Need.WRITE)
+    versions = (RubricVersion.objects.filter(rubric__project=access.project,
+                                             published_at__isnull=False)
+                .select_related("rubric").order_by("rubric__name", "-number"))
+    datasets = Dataset.objects.filter(project=access.project).order_by("name")
+    form = ForeignLabelsForm(request.POST or None, request.FILES or None, versions=versions,
+                             datasets=datasets)
+    context = {"access": access, "project": access.project, "nav": "labelling", "form": form}
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        upload = d["export"]
+        limit = settings.DATASET_MAX_UPLOAD_MB * 1024 * 1024
+        if upload.size > limit:
+            form.add_error("export", f"The file is {upload.size / 1048576:.1f} MB; the limit "
+                                     f"is {settings.DATASET_MAX_UPLOAD_MB} MB.")
+        else:
+            result = import_labels(
+                dataset=datasets.get(pk=int(d["dataset"])),
+                version=versions.get(pk=int(d["version"])), data=upload.read(),
+                mapping_text=d["mapping"], new_round=d["new_round"])
+            if result.ok:
+                messages.success(request, f"{result.summary()}.")
+                return redirect("session_list", slug=slug)
+            context.update(problems=result.problems, summary=result.summary())
+    status = 422 if request.method == "POST" else 200
+    return render(request, "labeling/labels_import.html", context, status=status)
 
 
 # -- adjudication -----------------------------------------------------------------------------

@@ -265,3 +265,58 @@ def test_the_command_names_the_rubrics_when_it_cannot_choose(personas, target):
         call_command("labels_import", str(FILES / "labelstudio_export.json"), "--project",
                      "acme", "--dataset", "faq", "--mapping",
                      str(FILES / "labelstudio_mapping.yaml"))
+
+
+# -- the page ---------------------------------------------------------------------------------
+
+def _form(target, export: bytes, mapping: str, **extra) -> dict:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    version, dataset = target
+    return {"dataset": dataset.pk, "version": version.pk, "mapping": mapping,
+            "export": SimpleUploadedFile("export.json", export), **extra}
+
+
+def test_the_import_page_stores_labels_and_says_so(personas, target):
+    from django.urls import reverse
+
+    page = reverse("labels_import", args=["acme"])
+    owner = personas.client("owner")
+    assert "format: labelstudio" in owner.get(page).content.decode()  # an example mapping
+    response = owner.post(page, _form(target, (FILES / "labelstudio_export.json").read_bytes(),
+                                      (FILES / "labelstudio_mapping.yaml").read_text()),
+                          follow=True)
+    assert response.status_code == 200
+    assert "Imported 6 labels of 2 annotator(s) on 2 items" in response.content.decode()
+    assert len(_stored(target[1])) == 6
+
+
+def test_the_import_page_lists_problems_escaped_and_stores_nothing(personas, target):
+    from django.urls import reverse
+
+    bad = json.dumps([{"data": {"id": "<script>x</script>"}, "annotations": [
+        {"completed_by": 1, "result": [{"from_name": "quality", "value": {"rating": 2}}]}]}])
+    response = personas.client("editor").post(reverse("labels_import", args=["acme"]), _form(
+        target, bad.encode(), MAPPING))
+    assert response.status_code == 422
+    body = response.content.decode()
+    assert "record 1, id: item &#x27;&lt;script&gt;x&lt;/script&gt;&#x27; is not in" in body
+    assert "<script>x" not in body and not HumanLabel.objects.exists()
+    blank = personas.client("owner").post(reverse("labels_import", args=["acme"]),
+                                          {"dataset": target[1].pk})
+    assert blank.status_code == 422 and not HumanLabel.objects.exists()
+
+
+def test_who_may_import_labels(personas, target):
+    from django.urls import reverse
+
+    page = reverse("labels_import", args=["acme"])
+    assert personas.client("labeller").get(page).status_code == 403
+    assert personas.client("labeller").post(page, _form(
+        target, b"[]", MAPPING)).status_code == 403
+    assert personas.client("outsider").get(page).status_code == 404
+    assert personas.client(None).get(page).status_code == 302  # to sign in
+    assert personas.client("owner").put(page).status_code == 405
+    other = personas.client("owner").post(page, {**_form(target, b"[]", MAPPING),
+                                                 "dataset": 10**9})
+    assert other.status_code == 422  # not a dataset of this project: a form error
