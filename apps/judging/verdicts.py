@@ -5,7 +5,10 @@ prompting.py), so the bundle parses and combines exactly as the app does.
 
 Model output is untrusted. An answer becomes a value only when it holds a JSON object whose
 "value" is one of the criterion's allowed values; anything else is a ParseError that keeps the
-raw text, never a score.
+raw text, never a score. Whatever the answer holds (NUL bytes, lone surrogates, integers of
+thousands of digits, NaN, nesting deeper than the parser goes, an array where the object should
+be, megabytes of text), reading it either gives a verdict or raises ParseError: nothing else
+escapes, so one odd answer is that call's outcome and never the batch's crash.
 """
 
 from __future__ import annotations
@@ -18,15 +21,42 @@ from apps.rubrics import scales
 
 _FENCE_RE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 _TRAILING_COMMA_RE = re.compile(r",\s*([}\]])")
+# What PostgreSQL text cannot hold (NUL) and what UTF-8 cannot encode (lone surrogates).
+_UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
 INCONSISTENT = "inconsistent"
 _MAX_SCAN = 200
+_MAX_INT_DIGITS = 30
+
+
+def storable(text: str) -> str:
+    """`text` with NUL and lone surrogates replaced by U+FFFD, so any database and any UTF-8
+    file can hold it; everything else is kept as it came."""
+    return _UNSTORABLE_RE.sub("\ufffd", text)
+
+
+def _parse_int(digits: str):
+    # Python refuses to build ints over 4,300 digits (a ValueError from inside json); no scale
+    # has a level that long, so such a number is read as a float (inf) and refused by the scale.
+    return int(digits) if len(digits) <= _MAX_INT_DIGITS else float(digits)
+
+
+# strict=False: raw control characters inside strings (a newline in a rationale, even NUL)
+# are read, not refused; storable() cleans what is kept.
+_DECODER = json.JSONDecoder(parse_int=_parse_int, strict=False)
+# ValueError covers JSONDecodeError and any conversion error; RecursionError deep nesting.
+_DECODE_ERRORS = (ValueError, RecursionError)
+
+
+def _loads(text: str):
+    return _DECODER.decode(text)
 
 
 class ParseError(ValueError):
     """The answer could not be read as a verdict; `kind` says why ("json" or "scale")."""
 
     def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
+        message = storable(message)
+        super().__init__(message if len(message) <= 500 else message[:500] + "…")
         self.kind = kind
 
 
@@ -42,7 +72,7 @@ def _candidates(text: str):
 def _embedded_objects(text: str) -> list[dict]:
     """Every JSON object that starts at a "{" outside an earlier one (prose with braces of its
     own, or an example object before the answer). At most _MAX_SCAN starts are tried."""
-    decoder = json.JSONDecoder()
+    decoder = _DECODER
     found = []
     position = text.find("{")
     tries = 0
@@ -50,7 +80,7 @@ def _embedded_objects(text: str) -> list[dict]:
         tries += 1
         try:
             data, end = decoder.raw_decode(text, position)
-        except (json.JSONDecodeError, RecursionError):
+        except _DECODE_ERRORS:
             position = text.find("{", position + 1)
             continue
         if isinstance(data, dict):
@@ -59,25 +89,41 @@ def _embedded_objects(text: str) -> list[dict]:
     return found
 
 
+def _not_an_object(data) -> ParseError:
+    kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(data), "a number")
+    return ParseError("json", f"the answer is {kind} in JSON, not an object with a verdict")
+
+
 def extract_object(text: str) -> dict:
-    """The JSON object in a model's answer: plain, fenced, wrapped in prose, trailing commas."""
+    """The JSON object in a model's answer: plain, fenced, wrapped in prose, trailing commas.
+
+    An answer (or fenced block) that is itself valid JSON of another shape (`[{"value": 3}]`,
+    `[3]`, `"3"`) is refused: the object inside an array is not the verdict the prompt asked for.
+    """
     if not isinstance(text, str) or not text.strip():
         raise ParseError("json", "the answer is empty")
     text = text.strip()
     for candidate in _candidates(text):
         for attempt in (candidate, _TRAILING_COMMA_RE.sub(r"\1", candidate)):
             try:
-                data = json.loads(attempt)
-            except (json.JSONDecodeError, RecursionError):
+                data = _loads(attempt)
+            except _DECODE_ERRORS:
                 continue
             if isinstance(data, dict):
                 return data
+            # The whole answer, or a fenced block, is JSON but not an object (the third
+            # candidate starts with "{", so it is an object whenever it parses).
+            raise _not_an_object(data)
     # Braces in the prose around the object: look for objects one by one. Two objects that
     # give different verdicts are a contradiction, not a verdict.
     for attempt in (text, _TRAILING_COMMA_RE.sub(r"\1", text)):
         objects = _embedded_objects(attempt)
         verdicts = [o for o in objects if "value" in o]
-        distinct = {json.dumps(o["value"], sort_keys=True, default=str) for o in verdicts}
+        try:
+            distinct = {json.dumps(o["value"], sort_keys=True, default=str) for o in verdicts}
+        except (ValueError, RecursionError):
+            raise ParseError("json", "the verdict's value is not readable") from None
         if len(distinct) > 1:
             raise ParseError("json", "the answer gives more than one verdict")
         if verdicts:
@@ -103,10 +149,13 @@ def parse_verdict(text: str, criterion: dict, *, swapped: bool = False) -> tuple
         raise ParseError("scale", str(exc)) from None
     rationale = data.get("rationale", "")
     if not isinstance(rationale, str):
-        rationale = json.dumps(rationale, ensure_ascii=False)
+        try:
+            rationale = json.dumps(rationale, ensure_ascii=False)
+        except (ValueError, RecursionError):
+            rationale = "(the rationale was not text and could not be shown)"
     if swapped:
         value = swap_value(value)
-    return value, rationale[:4000]
+    return value, storable(rationale[:4000])
 
 
 def pairwise_sample_value(ab, ba):

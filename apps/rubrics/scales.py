@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 
 BINARY = "binary"
 ORDINAL = "ordinal"
@@ -69,18 +70,51 @@ def level_score(scale: dict, value) -> float:
     raise ValueError(f"{value!r} is not a level of this scale")
 
 
+_BRIEF = reprlib.Repr()
+_BRIEF.maxstring = 60
+_BRIEF.maxother = 60
+_BRIEF.maxlevel = 2
+_BRIEF.maxlist = _BRIEF.maxdict = 4
+
+
+def _brief(raw) -> str:
+    """A short repr for error messages: a 10 MB string or a 5,000-digit number is named by its
+    start, never copied whole (nor converted: Python refuses int -> str over 4,300 digits)."""
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw.bit_length() > 100:
+        return "an integer of more than 30 digits"
+    try:
+        return _BRIEF.repr(raw)
+    except (ValueError, RecursionError):
+        return f"a {type(raw).__name__}"
+
+
 def coerce_value(scale: dict, raw):
     """Read a raw answer as a value of the scale, or raise ValueError saying why.
 
     Lenient about form ("4", 4.0, "Tie", "a"), strict about content: anything that is not
-    exactly one of the allowed values is refused, never rounded into the scale.
+    exactly one of the allowed values is refused, never rounded into the scale. Whatever `raw`
+    is (a huge number, NaN, a nested list, text with NUL bytes), the only exception is a
+    ValueError with a short message.
     """
+    try:
+        return _coerce(scale, raw)
+    except _Refused:
+        raise
+    except (ValueError, OverflowError, TypeError, RecursionError):
+        raise _Refused(f"{_brief(raw)} is not one of {allowed_values(scale)}") from None
+
+
+class _Refused(ValueError):
+    """coerce_value's own refusal (its message is already short and says why)."""
+
+
+def _coerce(scale: dict, raw):
     kind = scale["type"]
     allowed = allowed_values(scale)
     if kind in (BINARY, ORDINAL):
         if isinstance(raw, bool):
             if kind != BINARY:  # JSON true is yes/no, not level 1 of an ordinal scale
-                raise ValueError(f"{raw!r} is not one of the levels {allowed}")
+                raise _Refused(f"{_brief(raw)} is not one of the levels {allowed}")
             raw = int(raw)
         if isinstance(raw, str):
             text = raw.strip().lower()
@@ -91,21 +125,21 @@ def coerce_value(scale: dict, raw):
             try:
                 raw = float(text)
             except ValueError:
-                raise ValueError(f"{raw!r} is not a number; allowed: {allowed}") from None
+                raise _Refused(f"{_brief(raw)} is not a number; allowed: {allowed}") from None
         if isinstance(raw, int | float) and not isinstance(raw, bool):
             if isinstance(raw, float) and (math.isnan(raw) or not raw.is_integer()):
-                raise ValueError(f"{raw!r} is not one of the levels {allowed}")
+                raise _Refused(f"{_brief(raw)} is not one of the levels {allowed}")
             value = int(raw)
             if value in allowed:
                 return value
-        raise ValueError(f"{raw!r} is outside the scale; allowed: {allowed}")
+        raise _Refused(f"{_brief(raw)} is outside the scale; allowed: {allowed}")
     if not isinstance(raw, str):
-        raise ValueError(f"{raw!r} is not one of {allowed}")
+        raise _Refused(f"{_brief(raw)} is not one of {allowed}")
     text = raw.strip()
     for value in allowed:
         if text.lower() == str(value).lower():
             return value
-    raise ValueError(f"{raw!r} is not one of {allowed}")
+    raise _Refused(f"{_brief(raw)} is not one of {allowed}")
 
 
 def value_to_text(value) -> str:

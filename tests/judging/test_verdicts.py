@@ -18,6 +18,7 @@ from apps.judging.verdicts import (
     extract_object,
     pairwise_sample_value,
     parse_verdict,
+    storable,
     swap_value,
 )
 from apps.rubrics import scales
@@ -159,6 +160,87 @@ def test_a_rationale_that_is_not_text_is_kept_as_json_text_and_capped():
 def test_deeply_nested_or_recursive_junk_is_an_error_not_a_crash(text):
     with pytest.raises(ParseError):
         parse_verdict(text, ORDINAL)
+
+
+HUGE = "9" * 5_000
+
+
+@pytest.mark.parametrize("text,kind", [
+    ('{"value": ' + HUGE + "}", "scale"),                     # over Python's 4,300-digit limit
+    ('{"value": -' + HUGE + ', "rationale": "x"}', "scale"),
+    ('{"value": "' + HUGE + '"}', "scale"),
+    ('{"value": 1e400}', "scale"),
+    ('{"value": NaN}', "scale"),
+    ('{"value": Infinity}', "scale"),
+    ('{"value": -Infinity}', "scale"),
+    ('{"value": [[[3]]]}', "scale"),
+    ('{"value": {"a": [1, {"b": 2}]}}', "scale"),
+    ('{"value": null}', "scale"),
+    ('{"value": ""}', "scale"),
+    ("[" + '{"value": 3}' + "]", "json"),                      # an array is not a verdict object
+    ('[{"value": 3, "rationale": "fine"},]', "json"),
+    ('```json\n[{"value": 3}]\n```', "json"),
+    ("[3]", "json"),
+    ('"{\\"value\\": 3}"', "json"),                          # a JSON string holding an object
+    ("3", "json"),
+    ("null", "json"),
+    ("true", "json"),
+    ("\x00", "json"),
+    ('{"value": 3' + " " * 100 + "\x00}", "json"),
+])
+def test_odd_answers_are_parse_errors_with_a_short_storable_reason(text, kind):
+    with pytest.raises(ParseError) as caught:
+        parse_verdict(text, ORDINAL)
+    assert caught.value.kind == kind
+    message = str(caught.value)
+    assert len(message) <= 501 and "\x00" not in message
+    message.encode("utf-8")  # no lone surrogates
+
+
+def test_a_huge_integer_anywhere_else_in_the_object_does_not_stop_the_verdict():
+    value, rationale = parse_verdict('{"value": 4, "rationale": {"n": ' + HUGE + "}}", ORDINAL)
+    assert value == 4 and rationale.startswith('{"n": ')
+
+
+@pytest.mark.parametrize("text", [
+    '{"value": 3, "rationale": "bad \\u0000 byte"}',            # escaped NUL in the JSON
+    '{"value": 3, "rationale": "bad \x00 byte"}',                # a raw NUL inside the string
+    '{"value": 3, "rationale": "lone \\ud800 surrogate"}',
+    '{"value": 3, "rationale": "lone \ud800 surrogate"}',
+])
+# Raw control characters inside strings are read (a model's raw newline is not an error).
+def test_nul_and_lone_surrogates_never_reach_a_stored_rationale(text):
+    value, rationale = parse_verdict(text, ORDINAL)
+    assert value == 3
+    assert "\x00" not in rationale
+    rationale.encode("utf-8")
+    assert "\ufffd" in rationale
+
+
+def test_storable_replaces_only_what_cannot_be_stored():
+    assert storable("a\x00b\ud800c\U0001F600") == "a\ufffdb\ufffdc\U0001F600"
+    assert storable("plain ✓") == "plain ✓"
+
+
+def test_a_ten_megabyte_answer_is_read_or_refused_quickly():
+    import time
+
+    big = json.dumps({"value": 2, "rationale": "y" * 10_000_000})
+    began = time.perf_counter()
+    assert parse_verdict(big, ORDINAL)[0] == 2
+    junk = "no verdict here { " * 600_000
+    with pytest.raises(ParseError):
+        parse_verdict(junk, ORDINAL)
+    assert time.perf_counter() - began < 10
+
+
+@pytest.mark.parametrize("raw", [10 ** 4000, -(10 ** 4000), float("nan"), float("inf"),
+                                 [[[[[[1]]]]]], {"a": 1}, "x" * 10_000_000, "\x00", object()])
+@pytest.mark.parametrize("criterion", [ORDINAL, BINARY, CATEGORICAL, PAIRWISE])
+def test_coerce_value_refuses_anything_odd_with_a_short_value_error(raw, criterion):
+    with pytest.raises(ValueError) as caught:
+        scales.coerce_value(criterion["scale"], raw)
+    assert len(str(caught.value)) < 300
 
 
 def test_a_nested_verdict_does_not_count_as_the_value():
