@@ -7,9 +7,8 @@ document them, so a team can move work between RubricLab, Label Studio and Argil
   "created_at", "updated_at"}]}`, one annotation per annotator and round. Each criterion is a
   result whose `from_name` is the criterion key and `to_name` "response": `rating` (`{"rating":
   n}`) for ordinal scales whose levels are 1..N, `choices` (`{"choices": ["value"]}`) for the
-  others; the comment is a `textarea` result named "comment". `completed_by` is the member's
-  user id, or for an annotator who is not a member a stable number from their name
-  (interop_import.labelstudio_user_id).
+  others; the comment is a `textarea` result named "comment". `completed_by` is a stable
+  number from the annotator's name, above real user ids (interop_import.labelstudio_user_id).
 - **Argilla** (`Dataset.records.to_json`, records as `Record.to_dict` writes them): a JSON array
   of `{"id", "fields": {prompt, response | response_a + response_b, reference}, "metadata",
   "suggestions": {}, "responses": {criterion key: [{"value", "user_id"}], "comment": [...]},
@@ -60,7 +59,7 @@ def _grouped(labels: QuerySet[HumanLabel], dataset: Dataset):
         by_item: dict[int, dict] = {}
         rows = labels.filter(item_id__in=chunk).order_by("item_id", "annotator", "round", "id")
         for row in rows.values("item_id", "annotator", "round", "criterion_key", "value",
-                               "comment", "user_id", "created_at", "updated_at"):
+                               "comment", "created_at", "updated_at"):
             by_item.setdefault(row["item_id"], {}).setdefault(
                 (row["annotator"], row["round"]), []).append(row)
         for item_id in chunk:
@@ -111,9 +110,9 @@ def labelstudio_tasks(labels: QuerySet[HumanLabel], dataset: Dataset,
                     results.append({"id": f"comment-{number}", "from_name": "comment",
                                     "to_name": "response", "type": "textarea",
                                     "origin": "manual", "value": {"text": [comment]}})
-                who = rows[0]["user_id"] or labelstudio_user_id(annotator)
                 annotations.append({
-                    "id": len(annotations) + 1, "completed_by": who, "result": results,
+                    "id": len(annotations) + 1,
+                    "completed_by": labelstudio_user_id(annotator), "result": results,
                     "was_cancelled": False, "ground_truth": False,
                     "created_at": min(r["created_at"] for r in rows).isoformat(),
                     "updated_at": max(r["updated_at"] for r in rows).isoformat(),

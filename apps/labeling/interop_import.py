@@ -57,8 +57,9 @@ def argilla_user_id(name: str) -> str:
 
 
 def labelstudio_user_id(name: str) -> int:
-    """A stable Label Studio user number for an annotator who is not a member (imported
-    labels): above the range of real user ids, the same for the same name."""
+    """A stable Label Studio user number for an annotator, from their name: above the range of
+    real user ids (so a real Label Studio export's ids never read as one of ours), the same for
+    the same name."""
     return 1_000_000_000 + zlib.crc32(name.encode("utf-8")) % 1_000_000_000
 
 
@@ -430,16 +431,15 @@ class ForeignImport:
 
 def known_annotators(dataset: Dataset) -> dict[str, str]:
     """Tool user ids that RubricLab's own exports give (see interop_export.py) -> names: the
-    project's members by user id, every annotator of the project by their stable ids."""
+    stable ids of the project's members and of every annotator of the project. Never a member's
+    database id: a real Label Studio export's user 10 is not our user 10."""
     from apps.projects.models import Membership
 
     known: dict[str, str] = {}
     names = set(HumanLabel.objects.filter(item__dataset__project_id=dataset.project_id)
                 .order_by().values_list("annotator", flat=True).distinct())
-    for pk, username in Membership.objects.filter(project_id=dataset.project_id).values_list(
-            "user_id", "user__username"):
-        known[str(pk)] = username
-        names.add(username)
+    names |= set(Membership.objects.filter(project_id=dataset.project_id).values_list(
+        "user__username", flat=True))
     for name in names:
         known[str(labelstudio_user_id(name))] = name
         known[argilla_user_id(name)] = name

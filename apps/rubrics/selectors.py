@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from apps.projects.access import Need, ProjectAccess, get_project_for_user
@@ -13,6 +14,8 @@ def get_rubric_for_user(
 ) -> tuple[Rubric, ProjectAccess]:
     """The one loader for a rubric: membership first (404 for outsiders), then the role."""
     access = get_project_for_user(user, project_slug, need=need)
+    if "\x00" in rubric_slug:  # never a slug; PostgreSQL refuses it in a query
+        raise Http404("No such rubric")
     rubric = get_object_or_404(Rubric, project=access.project, slug=rubric_slug)
     return rubric, access
 

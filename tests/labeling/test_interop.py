@@ -189,8 +189,10 @@ def test_a_session_exported_in_a_tools_format_reads_back_the_same(personas, fmt)
     if fmt == "labelstudio":
         first = records[0]
         assert first["data"]["id"] == "i0" and {"prompt", "response"} <= set(first["data"])
+        from apps.labeling.interop_import import labelstudio_user_id
+
         mine = next(a for a in first["annotations"]
-                    if a["completed_by"] == personas.labeller.pk)
+                    if a["completed_by"] == labelstudio_user_id("labeller"))
         kinds = {r["from_name"]: r["type"] for r in mine["result"]}
         assert kinds == {"correct": "rating", "safe": "choices", "comment": "textarea"}
     else:
@@ -275,6 +277,12 @@ def _form(target, export: bytes, mapping: str, **extra) -> dict:
     version, dataset = target
     return {"dataset": dataset.pk, "version": version.pk, "mapping": mapping,
             "export": SimpleUploadedFile("export.json", export), **extra}
+
+
+def test_a_real_label_studio_user_id_is_never_read_as_a_members_database_id(personas, target):
+    body = json.dumps([_task(completed_by=personas.owner.pk)]).encode()
+    assert _run(target, body, MAPPING).ok
+    assert HumanLabel.objects.get().annotator == f"labelstudio-{personas.owner.pk}"
 
 
 def test_the_import_page_stores_labels_and_says_so(personas, target):

@@ -156,3 +156,21 @@ def test_a_session_api_write_needs_the_csrf_token(personas, world):
     response = client.post(f"/api/v1/projects/{world.project.slug}/runs/{world.run.pk}/cancel",
                            {}, content_type="application/json")
     assert response.status_code == 403
+
+
+def test_a_nul_in_a_name_is_404_not_a_server_error(personas, world):
+    """PostgreSQL refuses NUL in a query: the loaders answer 404 before asking it."""
+    _, token = token_create(user=personas.owner, project=world.project, name="t")
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    client = Client()
+    assert client.get("/api/v1/projects/ac%00me/rubrics", **auth).status_code == 404
+    assert client.get(f"/api/v1/projects/{world.project.slug}/rubrics/a%00b/yaml",
+                      **auth).status_code == 404
+    started = client.post(f"/api/v1/projects/{world.project.slug}/runs",
+                          {"rubric": "\x00", "dataset": "", "model": ""},
+                          content_type="application/json", **auth)
+    assert started.status_code == 404
+    started = client.post(f"/api/v1/projects/{world.project.slug}/runs",
+                          {"rubric": world.rubric.slug, "dataset": "a\x00", "model": "x"},
+                          content_type="application/json", **auth)
+    assert started.status_code == 404
