@@ -85,6 +85,15 @@ def _text_problem(value) -> str | None:
     return None
 
 
+def text_problem(value) -> str | None:
+    """Why a parsed value (any JSON shape) cannot be stored as text, or None. Also for other
+    importers of JSON (labels from other tools)."""
+    try:
+        return _text_problem(value)
+    except RecursionError:
+        return "nested too deeply"
+
+
 def _unstorable(row: dict, line: int) -> RowProblem | None:
     for key, value in row.items():
         try:

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from django.db.models import QuerySet
 
 from apps.datasets.models import Dataset, Item
-from apps.labeling.exports import CHUNK
+from apps.labeling.exports import CHUNK, _item_fields
 from apps.labeling.interop_import import argilla_user_id, labelstudio_user_id
 from apps.labeling.models import HumanLabel
 from apps.rubrics import scales
@@ -40,12 +40,9 @@ def _is_rating(scale: dict) -> bool:
 
 
 def _fields(item: Item, pairwise: bool) -> dict:
-    out = {"id": item.external_id, "prompt": item.prompt}
-    if pairwise:
-        out["response_a"], out["response_b"] = item.response_a, item.response_b
-    else:
-        out["response"] = item.response
-    out["reference"] = item.reference
+    """The item's texts (the row format's fields without metadata)."""
+    out = _item_fields(item, pairwise)
+    out.pop("metadata")
     return out
 
 

@@ -35,7 +35,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from apps.datasets.models import Dataset, Item
-from apps.datasets.rows import RowProblem
+from apps.datasets.rows import RowProblem, text_problem
 from apps.labeling.models import HumanLabel, LabelSource
 from apps.rubrics import scales
 
@@ -155,30 +155,6 @@ def _no_constants(name: str):
     raise _Refused(f"{name} is not a JSON value")
 
 
-def _text_problem(value, depth: int = 0) -> str | None:
-    if depth > 200:
-        return "nested too deeply"
-    if isinstance(value, str):
-        if "\x00" in value:
-            return "contains a NUL character"
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return "contains an unpaired surrogate"
-        return None
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            found = _text_problem(key, depth + 1) or _text_problem(inner, depth + 1)
-            if found:
-                return found
-    elif isinstance(value, list):
-        for inner in value:
-            found = _text_problem(inner, depth + 1)
-            if found:
-                return found
-    return None
-
-
 def read_export(data: bytes) -> list:
     """The tool's export as a list of records; raises ValueError with a reason."""
     try:
@@ -254,16 +230,22 @@ def _name(mapping: Mapping, known: dict[str, str], tool_id, fallback: str) -> st
     return (mapping.annotators.get(text) or known.get(text) or f"{fallback}-{text}")[:MAX_NAME]
 
 
+def _storable(out: Parsed, n: int, record, what: str) -> bool:
+    """A record is an object whose texts can all be stored; else a problem of record n."""
+    if not isinstance(record, dict):
+        out.problem(n, "", f"a {what} must be an object")
+        return False
+    problem = text_problem(record)
+    if problem:
+        out.problem(n, "", problem)
+    return problem is None
+
+
 def _labelstudio(records: list, mapping: Mapping, criteria: dict, known: dict) -> Parsed:
     out = Parsed()
     by_source = {m.source: m for m in mapping.criteria}
     for n, task in enumerate(records, start=1):
-        if not isinstance(task, dict):
-            out.problem(n, "", "a task must be an object")
-            continue
-        problem = _text_problem(task)
-        if problem:
-            out.problem(n, "", problem)
+        if not _storable(out, n, task, "task"):
             continue
         data = task.get("data")
         ref = _item_ref(data.get(mapping.item_id)) if isinstance(data, dict) else None
@@ -343,12 +325,7 @@ def _argilla(records: list, mapping: Mapping, criteria: dict, known: dict) -> Pa
     out = Parsed()
     by_source = {m.source: m for m in mapping.criteria}
     for n, record in enumerate(records, start=1):
-        if not isinstance(record, dict):
-            out.problem(n, "", "a record must be an object")
-            continue
-        problem = _text_problem(record)
-        if problem:
-            out.problem(n, "", problem)
+        if not _storable(out, n, record, "record"):
             continue
         ref = _item_ref(_argilla_ref(record, mapping.item_id))
         if ref is None:
