@@ -35,7 +35,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from apps.datasets.models import Dataset, Item
-from apps.datasets.rows import RowProblem, text_problem
+from apps.datasets.rows import RowProblem, json_text_problem
 from apps.labeling.models import HumanLabel, LabelSource
 from apps.rubrics import scales
 
@@ -235,7 +235,7 @@ def _storable(out: Parsed, n: int, record, what: str) -> bool:
     if not isinstance(record, dict):
         out.problem(n, "", f"a {what} must be an object")
         return False
-    problem = text_problem(record)
+    problem = json_text_problem(record)
     if problem:
         out.problem(n, "", problem)
     return problem is None

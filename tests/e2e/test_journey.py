@@ -72,7 +72,9 @@ def _add_criterion(watched, key: str, name: str) -> None:
     page.wait_for_selector(f"#criteria li.criterion:has-text('{key}')")
 
 
-def test_from_nothing_to_an_exported_calibrated_judge(watched, fake, start_worker, tmp_path):
+def test_from_nothing_to_an_exported_calibrated_judge(watched, fake, start_worker, tmp_path,
+                                                      settings):
+    settings.ALLOW_SIGNUP = True  # an operator who opened sign-up (closed by default)
     page = watched.page
     worker = start_worker()
 
