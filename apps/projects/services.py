@@ -48,6 +48,10 @@ def project_update_settings(*, project: Project, **changes) -> Project:
     for field, value in changes.items():
         if field == "gate_min_human_alpha" and value is None:
             continue  # the form leaves it out when not shown
+        if value is None:
+            # full_clean lets None through a blank=True text field; the INSERT would then fail
+            # on NOT NULL (a 500 the API sweep found).
+            raise ValidationError({field: "A value is needed here (null is not one)."})
         problem = text_problem(value) if isinstance(value, str) else None
         if problem:
             raise ValidationError({field: f"The text {problem}."})

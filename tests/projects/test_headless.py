@@ -140,7 +140,7 @@ def test_members_through_the_api(personas):
 @pytest.mark.parametrize("body", [{"name": "a\ud800b"}, {"description": "\ud800"},
                                   {"name": "a\x00b"}, {"gate_min_n": 2 ** 40},
                                   {"max_queued_calls": -5}, {"monthly_cost_limit_usd": 1e300},
-                                  {"name": None}, {"gate_min_n": 0}])
+                                  {"name": None}, {"gate_min_n": 0}, {"description": None}])
 def test_odd_settings_through_the_api_are_field_errors(personas, body):
     _, raw = token_create(user=personas.owner, project=personas.project, name="ci")
     response = api("patch", "/api/v1/projects/acme/settings", raw, body)
