@@ -16,6 +16,7 @@ from apps.calibration.data import CriterionData, attach_judge, load_criteria, or
 from apps.calibration.words import kappa_sentence
 from apps.datasets.models import Dataset
 from apps.judging.models import JudgeRun, RunKind
+from apps.labeling.agreement import intra_rater
 from apps.projects.models import Project
 from apps.rubrics import scales
 from apps.rubrics.models import RubricVersion
@@ -145,6 +146,9 @@ def criterion_report(d: CriterionData, *, thresholds: Thresholds,
         report["kappa_vs_annotators"][annotator] = {"n": len(a), "kappa": kappa,
                                                     "kappa_words": _words(kappa)}
     report.update(human_ceiling(d))
+    # Beside the humans' agreement with each other: each one's agreement with themselves.
+    report["intra_rater"] = intra_rater(d.retest, scale)
+    report["rounds_left_out"] = d.rounds_left_out
     if d.judge_flag:
         kept = {i: v for i, v in d.judge.items() if i not in d.judge_flag}
         a, b = _pairs(reference, kept)
@@ -266,9 +270,16 @@ def judges_for(version: RubricVersion, dataset: Dataset):
         "kind", "name", "-created_at")
 
 
-def load_inputs(version: RubricVersion, dataset: Dataset, run: JudgeRun | None):
+ROUNDS_WORDS = {
+    "latest": "each annotator's latest round of an item (earlier rounds only for test-retest)",
+    "first": "each annotator's first round of an item (later rounds only for test-retest)",
+}
+
+
+def load_inputs(version: RubricVersion, dataset: Dataset, run: JudgeRun | None, *,
+                rounds: str = "latest"):
     """Labels, gold and the judge's verdicts (and both-order answers for pairwise live runs)."""
-    data = load_criteria(version, dataset)
+    data = load_criteria(version, dataset, rounds=rounds)
     orders: dict = {}
     if run is not None:
         attach_judge(data, run)
@@ -279,13 +290,16 @@ def load_inputs(version: RubricVersion, dataset: Dataset, run: JudgeRun | None):
 
 def calibration_report(*, version: RubricVersion, dataset: Dataset, run: JudgeRun | None,
                        thresholds: Thresholds | None = None, with_bias: bool = True,
-                       inputs: tuple | None = None) -> dict:
+                       inputs: tuple | None = None, rounds: str = "latest") -> dict:
     """The whole report as JSON-ready data (the dashboard, the command and the API use it).
 
-    `inputs` (from load_inputs) lets a page that also lists disagreements load the data once.
+    `inputs` (from load_inputs, with the same `rounds`) lets a page that also lists
+    disagreements load the data once. `rounds`: which of an annotator's repeated labels count
+    ("latest" or "first"); the report names the rule.
     """
     thresholds = thresholds or Thresholds.for_project(dataset.project)
-    data, orders = inputs if inputs is not None else load_inputs(version, dataset, run)
+    data, orders = (inputs if inputs is not None
+                    else load_inputs(version, dataset, run, rounds=rounds))
     criteria = {
         d.key: criterion_report(d, thresholds=thresholds, order_pairs=orders.get(d.key))
         for d in data
@@ -310,6 +324,8 @@ def calibration_report(*, version: RubricVersion, dataset: Dataset, run: JudgeRu
         },
         "generated_at": timezone.now().isoformat(),
         "thresholds": thresholds.as_dict(),
+        "rounds": {"rule": rounds, "words": ROUNDS_WORDS[rounds],
+                   "labels_left_out": sum(d.rounds_left_out for d in data)},
         "criteria": criteria,
         "aggregate": aggregate_report(data, version.pass_threshold),
         "gate": {"passed": run is not None and bool(applicable) and not reasons,
