@@ -19,6 +19,7 @@ from pathlib import Path
 from django.utils import timezone
 
 from apps.exports.readme import render_readme
+from apps.judging import scoring as scoring_module
 from apps.judging import verdicts as verdicts_module
 from apps.judging.models import JudgeRun
 from apps.rubrics import prompting as prompting_module
@@ -112,6 +113,7 @@ def reward_source(*, judge_json: bytes, name: str, calibrated: bool, reference_c
         "scales": _module_source(scales_module),
         "prompting": _module_source(prompting_module),
         "verdicts": _module_source(verdicts_module),
+        "scoring": _module_source(scoring_module),
     }
     # Names are user text: escaped, so no quote or backslash in them ends the docstring.
     docstring = docstring.replace("\\", "\\\\").replace('"', '\\"')
@@ -150,6 +152,7 @@ def _embed(name, **given):
 scales = _embed("scales")
 prompting = _embed("prompting", scales=scales)
 verdicts = _embed("verdicts", scales=scales)
+scoring = _embed("scoring", scales=scales, verdicts=verdicts)
 
 '''
     lines = RUNTIME.read_text(encoding="utf-8").splitlines(keepends=True)

@@ -236,10 +236,8 @@ class Judge:
     async def score_item(self, item):
         """(reward in [0, 1], {criterion: value}); raises JudgeFailure."""
         values = await asyncio.gather(*(self.criterion_value(item, c) for c in self.criteria))
-        total = sum(c["weight"] for c in self.criteria)
-        reward = sum(c["weight"] * scales.level_score(c["scale"], v)
-                     for c, v in zip(self.criteria, values)) / total
-        return reward, {c["key"]: v for c, v in zip(self.criteria, values)}
+        detail = {c["key"]: v for c, v in zip(self.criteria, values)}
+        return float(scoring.weighted_reward(self.criteria, detail)), detail
 
     def _remember(self, key, result):
         memo = self.memo

@@ -75,7 +75,7 @@ def app_rewards(run: JudgeRun) -> dict[int, float]:
     (apps/calibration/report.py `_item_scores` for the judge)."""
     data = load_criteria(run.rubric_version, run.dataset)
     attach_judge(data, run)
-    return _item_scores(data, "judge")
+    return {item: float(reward) for item, reward in _item_scores(data, "judge").items()}
 
 
 def unzip(data: bytes, folder: Path) -> Path:
