@@ -70,6 +70,23 @@ def hashed_pairwise(project, fake, *, items: int = 12) -> JudgeRun:
     return run_all(start(project, version, dataset, fake))
 
 
+def imported_pairwise(project) -> JudgeRun:
+    """A pairwise rubric with an imported judge on an empty dataset (for exports that need no
+    verdicts: forced, UNCALIBRATED)."""
+    from apps.judging.models import RunKind
+    from apps.rubrics import content as content_mod
+    from apps.rubrics.services import rubric_import
+    from tests.factories import DatasetFactory
+    from tests.judging.helpers import PAIRWISE
+
+    _, version, _ = rubric_import(project=project, content=content_mod.validate(PAIRWISE),
+                                  publish=True, note="v1")
+    dataset = DatasetFactory(project=project, name="pairs", kind="pairwise")
+    return JudgeRun.objects.create(project=project, rubric_version=version, dataset=dataset,
+                                   name="gpt-4.1-mini", kind=RunKind.IMPORTED,
+                                   status=RunStatus.COMPLETED, model="gpt-4.1-mini")
+
+
 def app_rewards(run: JudgeRun) -> dict[int, float]:
     """The reward of each item as the app computes it from the run's verdicts
     (apps/calibration/report.py `_item_scores` for the judge)."""
@@ -175,3 +192,15 @@ def run_in_bundle(python: Path, bundle: Path, code: str, *, timeout: float = 120
 
 def last_json(proc: subprocess.CompletedProcess):
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def server_url(server: subprocess.Popen) -> str:
+    """The address `reward.py serve` prints after its status line."""
+    lines = []
+    for _ in range(5):
+        line = server.stdout.readline()
+        lines.append(line)
+        if "reward server" in line:
+            return "http://" + line.rsplit("http://", 1)[1].strip()
+    raise AssertionError(f"no address in {lines!r}; stderr: "
+                         f"{server.stderr.read() if server.poll() is not None else ''}")
