@@ -17,6 +17,7 @@ from pathlib import Path
 
 from apps.calibration.data import attach_judge, load_criteria
 from apps.calibration.report import _item_scores
+from apps.exports.services import judge_export
 from apps.judging.executor import run_batch
 from apps.judging.models import JudgeBatch, JudgeRun, RunStatus
 from apps.labeling.models import HumanLabel, LabelSource
@@ -85,6 +86,29 @@ def imported_pairwise(project) -> JudgeRun:
     return JudgeRun.objects.create(project=project, rubric_version=version, dataset=dataset,
                                    name="gpt-4.1-mini", kind=RunKind.IMPORTED,
                                    status=RunStatus.COMPLETED, model="gpt-4.1-mini")
+
+
+def quick_bundle(project, folder: Path, *, api_base: str, content: dict | None = None,
+                 model: str = "openai/scripted", **run_fields) -> Path:
+    """A bundle of a finished live run that made no calls (nothing to calibrate: forced,
+    UNCALIBRATED), calling `model` at `api_base`: for tests of reward.py itself."""
+    from apps.judging.models import RunKind
+    from apps.rubrics import content as content_mod
+    from apps.rubrics.services import rubric_import
+    from tests.factories import DatasetFactory
+    from tests.judging.helpers import POINTWISE
+
+    content = content or POINTWISE
+    _, version, _ = rubric_import(project=project, content=content_mod.validate(content),
+                                  publish=True, note="v1")
+    dataset = DatasetFactory(project=project, name=f"{content['rubric']}-data",
+                             kind=content["mode"])
+    fields = {"concurrency": 64, "timeout_s": 10.0, **run_fields}
+    run = JudgeRun.objects.create(project=project, rubric_version=version, dataset=dataset,
+                                  name="scripted", kind=RunKind.LIVE, status=RunStatus.COMPLETED,
+                                  model=model, api_base=api_base, **fields)
+    export = judge_export(run=run, fmt="bundle", force=True)
+    return unzip(bytes(export.artifact), folder)
 
 
 def app_rewards(run: JudgeRun) -> dict[int, float]:
