@@ -229,7 +229,10 @@ class RewardServer:
     async def _judge(self, prompts, completions, references):
         if self.judge.mode() == "group":  # a request's own completions are its groups
             return await self.judge.score_in_groups(prompts, completions)
-        return await self.batcher.submit(self.judge.items(prompts, completions, references))
+        # Completions scored before are answered at once, without waiting for a batch.
+        return (self.judge.cached(prompts, completions, references)
+                or await self.batcher.submit(self.judge.items(prompts, completions,
+                                                              references)))
 
     async def get_reward(self, payload):
         """OpenRLHF: {"query": [prompt + response], "prompts": [...], "labels": [...]}."""
