@@ -428,7 +428,18 @@ class Judge:
 
     async def score_many(self, items):
         """[(reward, detail)] per item: in this process, or spread over the judge processes
-        (RUBRICLAB_PROCESSES > 1); known items come from the memo either way."""
+        (RUBRICLAB_PROCESSES > 1); known items come from the memo either way, and an item
+        that appears twice in a batch (GRPO repeats completions) is judged once."""
+        keys = [_item_key(item) for item in items]
+        first = {}
+        for n, key in enumerate(keys):
+            first.setdefault(key, n)
+        if len(first) < len(items):
+            unique = sorted(first.values())
+            results = await self.score_many([items[n] for n in unique])
+            by_key = {keys[n]: result for n, result in zip(unique, results)}
+            self.stats["cache_hits"] += len(items) - len(unique)
+            return [by_key[key] for key in keys]
         if self.processes <= 1:
             return list(await asyncio.gather(*(self._safe(item) for item in items)))
         out, todo = [None] * len(items), []

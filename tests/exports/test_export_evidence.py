@@ -121,6 +121,11 @@ def test_k_samples_at_temperature_zero_are_asked_once_with_a_warning(personas, t
                                  "--out", str(tmp_path / "k.json"))
     assert code == 0, err
     assert ("warning: K = 3 samples at temperature 0" in err) is warned
+    page = personas.client("owner").post(
+        reverse("export_create", kwargs={"slug": personas.project.slug}),
+        {"run": run.pk, "format": "bundle", "reference_column": "reference", "force": "on"},
+        follow=True).content.decode()
+    assert ("asks once" in page) is warned
 
 
 @pytest.mark.django_db

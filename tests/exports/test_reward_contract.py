@@ -86,13 +86,15 @@ def test_every_odd_answer_is_an_invalid_answer_never_a_crash(personas, scripted,
     bundle = quick_bundle(personas.project, tmp_path / "b", api_base=scripted.url)
     proc = run_in_bundle(python, bundle, f"""
 import json, reward
-completions = [f"Answer ODD-{{k}}" for k in range({len(ODD)})] + ["Fine. VALUE-5"]
+completions = [f"Answer ODD-{{k}}" for k in range({len(ODD)})] + ["Fine. VALUE-5"] * 3
 out = reward.reward_func(prompts=["Q"] * len(completions), completions=completions)
 print(json.dumps({{"rewards": out, "stats": reward.get_judge().stats}}))
 """, timeout=300)
     got = last_json(proc)
-    assert got["rewards"] == [None] * len(ODD) + [1.0]
-    assert got["stats"]["failures"] == len(ODD) and got["stats"]["scored"] == 1
+    assert got["rewards"] == [None] * len(ODD) + [1.0] * 3
+    assert got["stats"]["failures"] == len(ODD)
+    # The repeated completion is judged once in its batch (GRPO repeats completions).
+    assert got["stats"]["scored"] == 1 and got["stats"]["cache_hits"] == 2
     assert got["stats"]["reasked"] == 2 * len(ODD)
     assert "Traceback" not in proc.stderr
 
