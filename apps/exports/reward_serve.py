@@ -98,7 +98,7 @@ class RewardServer:
         try:
             while True:
                 try:
-                    request = await self._read(reader)
+                    request = await self._read(reader, writer)
                 except _HttpError as exc:
                     await self._send(writer, exc.status, {"error": str(exc)}, close=True)
                     return
@@ -125,7 +125,7 @@ class RewardServer:
             except Exception:
                 pass
 
-    async def _read(self, reader):
+    async def _read(self, reader, writer):
         """(method, path, headers, body, keep-alive), or None when the client is gone."""
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=300)
@@ -149,6 +149,9 @@ class RewardServer:
         connection = headers.get("connection", "").lower()
         keep = ("close" not in connection if version == "HTTP/1.1"
                 else "keep-alive" in connection)
+        if headers.get("expect", "").lower() == "100-continue":
+            # curl asks before sending a body over 1 KB and would wait a second for this.
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         try:
             body = await asyncio.wait_for(self._body(reader, headers), timeout=120)
         except asyncio.TimeoutError:
@@ -199,7 +202,7 @@ class RewardServer:
         self.requests += 1
         path = path.rstrip("/") or "/"
         if path in ("/", "/health"):
-            if method not in ("GET", "HEAD"):
+            if method != "GET":
                 raise _HttpError(405, "GET /health")
             return 200, {"status": "ok", "judge": REWARD_NAME, "calibrated": CALIBRATED,
                          "status_line": STATUS_LINE, "stats": self.judge.stats,

@@ -157,6 +157,21 @@ def test_every_odd_request_gets_a_reason_and_the_token_is_required(personas, scr
             assert json.loads(response.read())["rewards"] == [0.0]
         connection.close()
 
+        # curl's "Expect: 100-continue" gets its interim answer, not a second of waiting.
+        import socket
+
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            body = b'{"query": ["pc VALUE-3"], "prompts": ["p"]}'
+            sock.sendall(b"POST /get_reward HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                         b"Authorization: Bearer " + TOKEN.encode() + b"\r\nContent-Length: "
+                         + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n")
+            assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+            sock.sendall(body)
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200 OK") and b'"rewards": [0.5]' in answer
+
 
 def test_serving_beyond_this_machine_without_a_token_warns(personas, scripted, python,
                                                            tmp_path):
