@@ -36,7 +36,8 @@ from apps.rubrics.selectors import judge_spec, version_content
 FORMAT_VERSION = 1
 # reward.py's own code after the embedded modules, in this order (the last one runs `_main`).
 RUNTIME = [Path(__file__).with_name(name) for name in
-           ("reward_runtime.py", "reward_adapters.py", "reward_serve.py")]
+           ("reward_runtime.py", "reward_processes.py", "reward_adapters.py",
+            "reward_serve.py")]
 _IMPORT_RE = re.compile(r"^from apps\.[\w.]+ import (\w+)\s*$", re.MULTILINE)
 
 

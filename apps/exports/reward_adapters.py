@@ -1,6 +1,6 @@
 # ruff: noqa
 # The trainer adapters of a generated reward.py (see apps/exports/bundle.py): TRL, verl and
-# OpenRLHF, after reward_runtime.py and before reward_serve.py. Not imported by the app.
+# OpenRLHF, after reward_processes.py and before reward_serve.py. Not imported by the app.
 # Standard library + litellm only.
 
 _JUDGE = None
