@@ -5,19 +5,26 @@ BIN := $(VENV)/bin
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test install install-dev install-trl install-browser migrate demo bench lint fakellm clean
+.PHONY: screenshots run test install install-dev install-trl install-browser migrate demo bench lint fakellm clean
+
+# pip prints a line per package (no --quiet): a first install takes a couple of minutes and
+# must not look like a hang. --progress-bar off keeps logs readable.
+PIP_INSTALL := $(BIN)/python -m pip install --progress-bar off
 
 $(BIN)/python:
+	@echo "== creating the virtual environment in $(VENV)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 
 # Stamp files: reinstall only when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	@echo "== installing RubricLab and its dependencies (a few minutes the first time)"
+	$(PIP_INSTALL) -e .
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@echo "== installing RubricLab with the dev extras (a few minutes the first time)"
+	$(PIP_INSTALL) -e ".[dev]"
 	touch $(VENV)/.installed $@
 
 # TRL for the GRPO test of exported bundles, kept out of `make run`. torch goes in first, as the
@@ -47,9 +54,11 @@ install-dev: $(VENV)/.installed-dev
 install-trl: $(VENV)/.installed-trl
 
 migrate: install
+	@echo "== migrating the database"
 	$(BIN)/python manage.py migrate --noinput
 
 demo: migrate
+	@echo "== loading the demo project"
 	$(BIN)/python manage.py load_demo
 
 ## The app on http://127.0.0.1:8000 with the demo project: web server, Celery worker and beat.
@@ -60,6 +69,10 @@ run: demo
 ## with TRL for the GRPO test of exported bundles.
 test: install-dev install-trl install-browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## The README's screenshots, taken by the browser journey test.
+screenshots: install-dev install-browser
+	RUBRICLAB_SCREENSHOTS=1 $(BIN)/python -m pytest tests/e2e/test_journey.py -q
 
 ## Benchmarks: each prints `BENCH <name> value=... unit=... bound=... ratio=...` last.
 bench: install-dev

@@ -63,6 +63,14 @@ def env_float(name: str, default: float, *, minimum: float | None = None) -> flo
     return number
 
 
+def env_optional_float(name: str, *, minimum: float | None = None) -> float | None:
+    """A number, or None when the variable is unset or empty (an optional ceiling)."""
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return None
+    return env_float(name, 0.0, minimum=minimum)
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     """Comma-separated values. Blanks around commas are fine; a blank inside a value is not:
     "a.org b.org" is almost always a forgotten comma, and would silently match nothing."""

@@ -9,6 +9,8 @@ urlpatterns = [
     path("accounts/login/", project_views.SignInView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/signup/", project_views.signup, name="signup"),
+    path("accounts/invitation/<str:token>/", project_views.invitation_accept_view,
+         name="invitation_accept"),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
     path("", include("apps.projects.urls")),

@@ -8,10 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from apps.exports.services import judge_export
+from apps.intake.models import ImportJob, ImportStatus
 from apps.judging.models import JudgeRun, Judgment, JudgmentStatus, RunKind, RunStatus, Verdict
 from apps.labeling.claims import label_claim_next
 from apps.labeling.models import HumanLabel, LabelingSession, LabelSource
 from apps.labeling.services import label_submit, session_create
+from apps.projects.invitations import invitation_create
 from apps.projects.models import ApiToken, Membership, Role
 from apps.projects.services import token_create
 from apps.rubrics import content as content_mod
@@ -56,6 +58,8 @@ class World:
     token: ApiToken
     raw_token: str
     session: LabelingSession | None = None
+    import_job: object = None  # a finished background import (apps/intake/jobs.py)
+    invitation: object = None  # an open invitation (apps/projects/invitations.py)
 
     def kwargs(self) -> dict:
         """Values for every URL parameter name used by the project's pages."""
@@ -73,6 +77,8 @@ class World:
             "note_id": self.note.pk,
             "export_id": self.export.pk,
             "session_id": self.session.pk,
+            "job_id": self.import_job.pk,
+            "invitation_id": self.invitation.pk,
         }
 
 
@@ -110,7 +116,12 @@ def build_world(project, *, owner, member) -> World:
                  criterion=criterion, dataset=dataset, item=items[0], run=run,
                  imported_run=imported, judgment=judgment, note=note, export=export,
                  membership=membership,
-                 token=token, raw_token=raw, session=session)
+                 token=token, raw_token=raw, session=session,
+                 import_job=ImportJob.objects.create(
+                     project=project, dataset_name=dataset.name, filename="rows.jsonl",
+                     fmt="jsonl", status=ImportStatus.DONE, dataset=dataset, summary="Imported"),
+                 invitation=invitation_create(project=project, email=f"new@{project.slug}.example",
+                                              role=Role.LABELLER, invited_by=owner)[0])
 
 
 def _labelling_session(project, version, dataset, owner) -> LabelingSession:

@@ -19,6 +19,9 @@ def main() -> int:
     env = dict(os.environ)
     env.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+    # A laptop: judge calls may go to servers on this machine (Ollama, vLLM, `make fakellm`).
+    # On a network server the operator lists such bases itself (docs/deployment.md).
+    env.setdefault("ALLOWED_API_BASES", "http://127.0.0.1:,http://localhost:")
     host = env.get("RUBRICLAB_HOST", "127.0.0.1")
     port = env.get("RUBRICLAB_PORT", "8000")
     python = sys.executable

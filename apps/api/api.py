@@ -9,6 +9,7 @@ from apps.api.auth import AUTH
 from apps.api.endpoints import router
 from apps.api.endpoints_exports import router as exports_router
 from apps.api.endpoints_judging import router as judging_router
+from apps.api.endpoints_projects import router as projects_router
 
 api = NinjaAPI(
     title="RubricLab API",
@@ -35,3 +36,4 @@ def _forbidden(request, exc):
 api.add_router("/", router)
 api.add_router("/", judging_router)
 api.add_router("/", exports_router)
+api.add_router("/", projects_router)

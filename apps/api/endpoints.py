@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import Http404, HttpResponse
 from ninja import File, Router, Schema, Status
 from ninja.files import UploadedFile
@@ -64,6 +65,17 @@ class Error(Schema):
     detail: str
 
 
+class ImportJobOut(Schema):
+    id: int
+    status: str
+    dataset_name: str
+    bytes_total: int
+    bytes_read: int
+    summary: str
+    problems: list[Problem]
+    dataset: DatasetOut | None
+
+
 @router.get("projects/{slug}/rubrics", response={200: list[RubricOut], 403: Error, 404: Error},
             summary="List rubrics")
 def list_rubrics(request, slug: str):
@@ -114,13 +126,35 @@ def list_datasets(request, slug: str):
     return [_dataset_out(d) for d in Dataset.objects.filter(project=access.project)]
 
 
+def _job_out(job) -> ImportJobOut:
+    return ImportJobOut(
+        id=job.pk, status=job.status, dataset_name=job.dataset_name,
+        bytes_total=job.bytes_total, bytes_read=job.bytes_read, summary=job.summary,
+        problems=[Problem(**p) for p in job.problems],
+        dataset=_dataset_out(job.dataset) if job.dataset else None)
+
+
+@router.get("projects/{slug}/imports/{job_id}",
+            response={200: ImportJobOut, 403: Error, 404: Error},
+            summary="A background import: status, progress and outcome")
+def import_job(request, slug: str, job_id: int):
+    check_token_scope(request, slug)
+    from apps.intake.jobs import get_import_job_for_user
+
+    _, job = get_import_job_for_user(request.user, slug, job_id)
+    return _job_out(job)
+
+
 @router.post("projects/{slug}/datasets/{name}/items",
-             response={201: ImportOut, 403: Error, 404: Error, 422: ImportOut},
+             response={201: ImportOut, 202: ImportJobOut, 403: Error, 404: Error, 413: Error,
+                       422: ImportOut},
              summary="Import items (JSONL or CSV) into a dataset")
 def import_items(request, slug: str, name: str, file: File[UploadedFile],
                  rubric: str | None = None, kind: str | None = None):
     """All or nothing, as `dataset_import`: a new name creates the dataset. On any bad row nothing
-    is stored and every problem is returned with its line and field (422)."""
+    is stored and every problem is returned with its line and field (422). A file larger than
+    IMPORT_INLINE_MAX_MB is imported by a worker: 202 with the job, to poll at
+    `GET .../imports/{id}`. Over DATASET_MAX_UPLOAD_MB: 413, before the body is read."""
     access = project_access(request, slug, need=Need.WRITE)
     from apps.datasets.rows import RowProblem
     from apps.intake.services import ImportResult, dataset_file_import
@@ -133,6 +167,14 @@ def import_items(request, slug: str, name: str, file: File[UploadedFile],
         if kind not in (None, "", "pointwise", "pairwise"):
             result = ImportResult(dataset_name=name, problems=[
                 RowProblem(0, "kind", "pointwise or pairwise")])
+        elif file.size > settings.IMPORT_INLINE_MAX_MB * 1024 * 1024:
+            from apps.intake.jobs import import_job_create
+
+            job = import_job_create(project=access.project, stream=file.open("rb"),
+                                    filename=file.name or "", dataset_name=name, fmt=fmt,
+                                    kind=kind or None, rubric_slug=rubric or None,
+                                    user=request.user)
+            return Status(202, _job_out(job))
         else:
             result = dataset_file_import(
                 project=access.project, dataset_name=name, stream=file.open("rb"), fmt=fmt,

@@ -2,6 +2,12 @@
 
 Neither reader holds the file in memory. Problems are yielded as RowProblem values, not raised,
 so the importer can report every bad line (up to a cap) and still store nothing.
+
+Lines come from `iter_lines`, our own chunked reader: iterating a Django File (or a BufferedReader
+over a pipe) rebuilds a long line from 64 KB pieces by repeated concatenation, which is quadratic
+in the line's length (a 50 MB line took 46 s). iter_lines keeps the pieces in a list and joins
+once, and stops collecting a line at `max_line` bytes: the rest of it is read and dropped, and the
+line becomes a line-numbered problem instead of a memory spike.
 """
 
 from __future__ import annotations
@@ -15,11 +21,33 @@ from dataclasses import dataclass
 from typing import IO
 
 BOM = codecs.BOM_UTF8
+DEFAULT_MAX_LINE = 10 * 1024 * 1024
+READ_CHUNK = 1024 * 1024
 JSON_COLUMNS = ("labels", "judgments", "metadata")
 # JSON may spell a NUL or half of a surrogate pair as an escape; PostgreSQL stores neither (text
 # and jsonb refuse NUL; psycopg cannot encode a lone surrogate), so without this check such a row
 # fails at INSERT time with a server error instead of a line-numbered problem.
 _SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection). OWASP's
+# advice: write such a cell with a leading apostrophe, which spreadsheets show as text. Our CSV
+# reader takes the apostrophe off again before one of these, so exports round-trip.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell_out(text: str) -> str:
+    """A text cell as a CSV export writes it: formula-looking cells neutralised."""
+    if text and text.startswith(FORMULA_START):
+        return "'" + text
+    return text
+
+
+def csv_cell_in(text: str) -> str:
+    """A text cell as the CSV reader takes it: the export's neutralising apostrophe removed."""
+    if len(text) > 1 and text[0] == "'" and text[1:].startswith(FORMULA_START):
+        return text[1:]
+    return text
 
 
 @dataclass(frozen=True)
@@ -100,18 +128,66 @@ def guess_format(filename: str) -> str:
     raise ValueError(f"{filename}: use a .jsonl or .csv file")
 
 
-def iter_rows(stream: IO[bytes], fmt: str) -> Iterator[Row]:
+def iter_lines(stream: IO[bytes], *, max_line: int = DEFAULT_MAX_LINE,
+               chunk: int = READ_CHUNK) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, the line's bytes with its newline) for each line, in linear time; a line
+    longer than `max_line` bytes (its newline not counted) comes as (number, None)."""
+    number = 0
+    parts: list[bytes] = []
+    size = 0
+    too_long = False
+    while True:
+        block = stream.read(chunk)
+        if not block:
+            break
+        start = 0
+        while True:
+            end = block.find(b"\n", start)
+            if end < 0:
+                piece = block[start:]
+                if piece and not too_long:
+                    size += len(piece)
+                    if size > max_line:
+                        too_long, parts = True, []
+                    else:
+                        parts.append(piece)
+                break
+            number += 1
+            piece = block[start: end + 1]
+            if too_long or size + len(piece) - 1 > max_line:
+                yield number, None
+            elif parts:
+                parts.append(piece)
+                yield number, b"".join(parts)
+            else:
+                yield number, piece
+            parts, size, too_long = [], 0, False
+            start = end + 1
+    if parts or too_long:
+        yield number + 1, None if too_long else b"".join(parts)
+
+
+def _too_long(number: int, max_line: int) -> RowProblem:
+    return RowProblem(number, "", f"the line is longer than {max_line / 1048576:g} MB "
+                                  "(IMPORT_MAX_LINE_MB)")
+
+
+def iter_rows(stream: IO[bytes], fmt: str, *, max_line: int = DEFAULT_MAX_LINE) -> Iterator[Row]:
     if fmt == "jsonl":
-        yield from _iter_jsonl(stream)
+        yield from _iter_jsonl(stream, max_line)
     elif fmt == "csv":
-        yield from _iter_csv(stream)
+        yield from _iter_csv(stream, max_line)
     else:
         raise ValueError(f"unknown format {fmt!r}")
 
 
-def _iter_jsonl(stream: IO[bytes]) -> Iterator[Row]:
+def _iter_jsonl(stream: IO[bytes], max_line: int) -> Iterator[Row]:
     seen_any = False
-    for number, raw in enumerate(stream, start=1):
+    for number, raw in iter_lines(stream, max_line=max_line):
+        if raw is None:
+            seen_any = True
+            yield number, _too_long(number, max_line)
+            continue
         if number == 1 and raw.startswith(BOM):
             raw = raw[len(BOM) :]
         try:
@@ -141,6 +217,12 @@ def _iter_jsonl(stream: IO[bytes]) -> Iterator[Row]:
         yield 0, RowProblem(0, "", "the file is empty")
 
 
+class _LineTooLong(Exception):
+    def __init__(self, line: int) -> None:
+        super().__init__(line)
+        self.line = line
+
+
 class _BadBytes(Exception):
     def __init__(self, line: int, exc: UnicodeDecodeError) -> None:
         super().__init__(line)
@@ -156,8 +238,8 @@ class _Lines:
     last line of a record, which is wrong for records with quoted newlines or after blank lines.
     """
 
-    def __init__(self, stream: IO[bytes]) -> None:
-        self._raw = iter(stream)
+    def __init__(self, stream: IO[bytes], max_line: int) -> None:
+        self._raw = iter_lines(stream, max_line=max_line)
         self.number = 0
         self.record_start = 0
 
@@ -165,8 +247,9 @@ class _Lines:
         return self
 
     def __next__(self) -> str:
-        raw = next(self._raw)
-        self.number += 1
+        self.number, raw = next(self._raw)
+        if raw is None:
+            raise _LineTooLong(self.number)
         if self.number == 1 and raw.startswith(BOM):
             raw = raw[len(BOM) :]
         try:
@@ -182,11 +265,16 @@ class _Lines:
         return start
 
 
-def _iter_csv(stream: IO[bytes]) -> Iterator[Row]:
-    lines = _Lines(stream)
+def _iter_csv(stream: IO[bytes], max_line: int) -> Iterator[Row]:
+    lines = _Lines(stream, max_line)
+    # csv's own field limit (128 KB) would refuse a long cell that the line cap allows.
+    csv.field_size_limit(max(csv.field_size_limit(), max_line))
     reader = csv.DictReader(lines, strict=True)
     try:
         header = reader.fieldnames
+    except _LineTooLong as long:
+        yield long.line, _too_long(long.line, max_line)
+        return
     except _BadBytes as bad:
         yield bad.line, RowProblem(bad.line, "", f"not UTF-8 (byte {bad.position} of the line)")
         return
@@ -207,6 +295,10 @@ def _iter_csv(stream: IO[bytes]) -> Iterator[Row]:
             record = next(reader)
         except StopIteration:
             break
+        except _LineTooLong as long:
+            problem = _too_long(long.line, max_line)
+            yield long.line, RowProblem(long.line, "", f"{problem.message}; reading stopped here")
+            return
         except _BadBytes as bad:
             message = f"not UTF-8 (byte {bad.position} of the line); reading stopped here"
             yield bad.line, RowProblem(bad.line, "", message)
@@ -236,7 +328,7 @@ def _iter_csv(stream: IO[bytes]) -> Iterator[Row]:
                     problem = RowProblem(line, column, f"invalid JSON: {exc}")
                     break
             else:
-                row[column] = value
+                row[column] = csv_cell_in(value)
         yield line, problem or _unstorable(row, line) or row
     if not seen_any:
         yield 0, RowProblem(0, "", "the file has a header but no rows")

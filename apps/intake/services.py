@@ -278,7 +278,8 @@ def dataset_file_import(
                 project=project, dataset_name=dataset_name, kind=kind, rubric_slug=rubric_slug,
                 version=rubric_version, user=user, description=description,
             )
-            for line, row in iter_rows(stream, fmt):
+            for line, row in iter_rows(stream, fmt,
+                                       max_line=settings.IMPORT_MAX_LINE_MB * 1024 * 1024):
                 if isinstance(row, RowProblem):
                     job.problem(row)
                 else:

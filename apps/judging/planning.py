@@ -16,7 +16,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.datasets.models import Dataset, Item
-from apps.judging import provider
+from apps.judging import egress, provider, spend
 from apps.judging.aggregate import drop_verdicts_for_items
 from apps.judging.models import (
     ACTIVE_STATUSES,
@@ -98,6 +98,10 @@ def settings_errors(run_settings: RunSettings) -> dict[str, str]:
     if run_settings.api_base and not _URL_RE.match(run_settings.api_base):
         # Said now, not as a run of connection errors on the workers.
         errors["api_base"] = "An http:// or https:// URL, e.g. http://gpu-box:8000/v1."
+    elif run_settings.api_base:
+        refused = egress.api_base_error(run_settings.api_base.strip())
+        if refused:
+            errors["api_base"] = refused
     if run_settings.model.strip() and not run_settings.api_base:
         missing = provider.missing_keys(run_settings.model)
         if missing:
@@ -152,21 +156,25 @@ def estimate(*, version: RubricVersion, dataset: Dataset, item_ids: list[int],
 
 
 def _check_cap(project: Project, calls: int, *, what: str, advice: str,
-               field: str | None = None) -> None:
+               field: str | None = None, estimate_usd: float | None = 0.0,
+               api_base: str = "") -> None:
     """Refuse to queue `calls` more model calls when the project's cap would be exceeded.
 
     Call inside a transaction: the project's row is locked, so two starts (or a start and a
     resume) at the same moment take turns instead of both fitting under the cap. NO KEY: rows
     that merely refer to the project (a dataset being uploaded) need not wait for the lock.
     """
-    locked = Project.objects.select_for_update(no_key=True).filter(pk=project.pk)
-    cap = locked.values_list("max_queued_calls", flat=True).first()
+    locked = Project.objects.select_for_update(no_key=True).get(pk=project.pk)
+    cap = locked.queued_calls_cap()  # never above the operator's MAX_QUEUED_CALLS_LIMIT
     queued = Judgment.objects.filter(run__project=project, run__status__in=ACTIVE_STATUSES,
                                      status=JudgmentStatus.PENDING).count()
     if queued + calls > cap:
         message = (f"{what}; with {queued:,} already queued that exceeds the project's cap "
                    f"of {cap:,}. {advice}")
         raise ValidationError({field: message} if field else message)
+    over = spend.monthly_cost_error(locked, estimate_usd=estimate_usd, api_base=api_base)
+    if over:
+        raise ValidationError({field: over} if field else over)
 
 
 def _items_per_batch(calls_per_item: int, concurrency: int) -> int:
@@ -208,7 +216,8 @@ def judge_run_start(
     with transaction.atomic():
         _check_cap(project, plan.calls, field="subset",
                    what=f"This run would queue {plan.calls:,} model calls ({plan.describe()})",
-                   advice="Judge a sample, or ask an owner to raise the cap.")
+                   advice="Judge a sample, or ask an owner to raise the cap.",
+                   estimate_usd=plan.cost_usd, api_base=run_settings.api_base.strip())
         judge_name = name.strip() or run_settings.model.strip()
         # The judge (name, model, sampling) is kept as a JudgeConfig, so the next run of the
         # same judge can start from it; the run still copies every setting it used.

@@ -10,14 +10,12 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import re
 import time
 from dataclasses import dataclass
 from functools import lru_cache
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-_SECRET_NAME_RE = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$")
 _CONNECTION_ERROR = "Connection error."
 
 
@@ -52,11 +50,10 @@ class ProviderError(Exception):
 
 
 def redact(text: str) -> str:
-    """Remove the values of secret-looking environment variables from a text."""
-    for name, value in os.environ.items():
-        if value and len(value) >= 8 and _SECRET_NAME_RE.search(name) and value in text:
-            text = text.replace(value, "***")
-    return re.sub(r"\b(sk|rl)-[A-Za-z0-9_\-]{12,}", r"\1-***", text)
+    """Remove secrets from a text, in every form a provider may echo (apps/judging/egress.py)."""
+    from apps.judging.egress import redact as _redact
+
+    return _redact(text)
 
 
 @lru_cache(maxsize=1)
@@ -218,12 +215,18 @@ class ProviderClient:
             "max_retries": 0,
         }
         if settings.api_base:
+            from apps.judging import egress
+
+            # The operator's policy, again at call time: a name may resolve elsewhere by now.
+            refused = egress.api_base_error(settings.api_base)
+            if refused:
+                raise ProviderError("policy", f"{settings.api_base}: {refused}",
+                                    permanent=True, retry_after=None)
             kwargs["api_base"] = settings.api_base
-            # A server of the user's own (vLLM, Ollama, a proxy) gets RUBRICLAB_API_KEY, never
-            # the provider's key from the environment (OPENAI_API_KEY would otherwise go to
-            # whatever URL the run names); without one, a placeholder, as such servers often
-            # need no key but the client insists on sending one.
-            kwargs["api_key"] = os.environ.get("RUBRICLAB_API_KEY") or "no-key-needed"
+            # A server of the user's own (vLLM, Ollama, a proxy) never gets the provider's key
+            # from the environment (OPENAI_API_KEY would otherwise go to whatever URL the run
+            # names); a listed base gets RUBRICLAB_API_KEY, any other a placeholder.
+            kwargs["api_key"] = egress.key_for(settings.api_base)
         if response_format is not None:
             kwargs["response_format"] = response_format
         started = time.perf_counter()

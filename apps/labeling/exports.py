@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from django.db.models import Exists, OuterRef, QuerySet
 
 from apps.datasets.models import Dataset, Item
+from apps.datasets.rows import csv_cell_out
 from apps.labeling.models import HumanLabel, LabelingSession
 
 CHUNK = 500
@@ -89,14 +90,19 @@ def jsonl_lines(rows: Iterator[dict]) -> Iterator[str]:
 
 
 def csv_lines(rows: Iterator[dict], *, pairwise: bool) -> Iterator[str]:
-    """CSV with the same columns; `metadata` and `labels` hold JSON, as the importer reads."""
+    """CSV with the same columns; `metadata` and `labels` hold JSON, as the importer reads.
+    Text cells that a spreadsheet would run as a formula are neutralised (csv_cell_out)."""
     columns = ["id", "prompt", *(["response_a", "response_b"] if pairwise else ["response"]),
                "reference", "metadata", "labels"]
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    # Every cell quoted: Python 3.11 leaves a bare "\r" unquoted with a "\n" line end, and a
+    # reader then splits the row there.
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n",
+                            quoting=csv.QUOTE_ALL)
     writer.writeheader()
     for row in rows:
-        row = {**row, "metadata": json.dumps(row["metadata"], ensure_ascii=False),
+        row = {**{k: csv_cell_out(v) if isinstance(v, str) else v for k, v in row.items()},
+               "metadata": json.dumps(row["metadata"], ensure_ascii=False),
                "labels": json.dumps(row["labels"], ensure_ascii=False)}
         writer.writerow(row)
         yield buffer.getvalue()

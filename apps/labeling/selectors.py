@@ -79,6 +79,16 @@ def assigned_sessions(project, user, *, limit: int = 20) -> list[LabelingSession
     )
 
 
+def open_sessions_of(user, *, limit: int = 50) -> list[LabelingSession]:
+    """The open sessions this user labels in, across their projects (the landing page)."""
+    return list(
+        LabelingSession.objects.filter(assignees__user=user, status=SessionStatus.OPEN,
+                                       project__memberships__user=user)
+        .select_related("project", "rubric_version__rubric", "dataset")
+        .order_by("project__name", "name")[:limit]
+    )
+
+
 # -- criteria ---------------------------------------------------------------------------------
 
 # Published versions never change (DESIGN.md), so their criteria are kept per process, keyed by

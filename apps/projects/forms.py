@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UserCreationForm
 
@@ -20,24 +21,30 @@ class ProjectSettingsForm(forms.ModelForm):
         model = Project
         fields = [
             "name", "description", "gate_min_n", "gate_min_kappa_lower", "gate_min_kappa",
-            "gate_min_human_alpha", "max_queued_calls",
+            "gate_min_human_alpha", "max_queued_calls", "monthly_cost_limit_usd",
         ]
         labels = {
             "gate_min_n": "Gate: minimum n per criterion",
             "gate_min_kappa_lower": "Gate: minimum lower bound of kappa's 95% interval",
             "gate_min_kappa": "Gate: minimum kappa",
             "gate_min_human_alpha": "Gate: minimum agreement among the humans (alpha)",
-            "max_queued_calls": "Most model calls one judge run may queue",
+            "max_queued_calls": "Most model calls the project's runs may have queued",
+            "monthly_cost_limit_usd": "Most model cost per calendar month (USD)",
         }
         widgets = {"description": forms.Textarea(attrs={"rows": 3})}
 
-    def clean(self):
-        data = super().clean()
-        for field in ("gate_min_kappa_lower", "gate_min_kappa", "gate_min_human_alpha"):
-            value = data.get(field)
-            if value is not None and not -1 <= value <= 1:
-                self.add_error(field, "Kappa lies between -1 and 1.")
-        return data
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The operator's ceilings, said beside the fields they bound (Project.clean enforces).
+        self.fields["max_queued_calls"].help_text = (
+            f"At most {settings.MAX_QUEUED_CALLS_LIMIT:,} on this server.")
+        ceiling = settings.MONTHLY_COST_LIMIT_USD
+        self.fields["monthly_cost_limit_usd"].help_text = (
+            "Counts the cost litellm knows a price for. " + (
+                f"At most ${ceiling:,.2f} on this server; empty means that."
+                if ceiling is not None else "Empty: no ceiling."))
+        for name in ("gate_min_kappa_lower", "gate_min_kappa", "gate_min_human_alpha"):
+            self.fields[name].help_text = "From 0 to 1."
 
 
 class MemberAddForm(forms.Form):
@@ -69,3 +76,16 @@ class SignupForm(UserCreationForm):
         if email and get_user_model().objects.filter(email__iexact=email).exists():
             raise forms.ValidationError("An account with this e-mail address exists already.")
         return email
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(label="E-mail")
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.LABELLER)
+
+
+class AcceptInvitationForm(UserCreationForm):
+    """A new account from an invitation: the e-mail is the invited one."""
+
+    class Meta(UserCreationForm.Meta):
+        model = get_user_model()
+        fields = ("username",)

@@ -4,7 +4,13 @@ import hashlib
 import secrets
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+
+# Agreement thresholds of the gate: kappa and alpha below 0 mean "worse than chance", so a
+# threshold below 0 lets anything through; above 1 nothing passes.
+_UNIT = [MinValueValidator(0.0), MaxValueValidator(1.0)]
 
 
 def _gate_min_n() -> int:
@@ -37,18 +43,54 @@ class Project(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     # Export gate thresholds (DESIGN.md "Statistics"); defaults come from settings.
-    gate_min_n = models.PositiveIntegerField(default=_gate_min_n)
-    gate_min_kappa_lower = models.FloatField(default=_gate_min_kappa_lower)
-    gate_min_kappa = models.FloatField(default=_gate_min_kappa)
+    # Bounded here, not only by the database's integer range (SQLite has none to speak of).
+    gate_min_n = models.PositiveIntegerField(
+        default=_gate_min_n, validators=[MinValueValidator(1), MaxValueValidator(1_000_000)])
+    gate_min_kappa_lower = models.FloatField(default=_gate_min_kappa_lower, validators=_UNIT)
+    gate_min_kappa = models.FloatField(default=_gate_min_kappa, validators=_UNIT)
     # Below this, humans disagree too much among themselves to calibrate a judge against them.
-    gate_min_human_alpha = models.FloatField(default=_gate_min_human_alpha)
-    max_queued_calls = models.PositiveIntegerField(default=_max_queued_calls)
+    gate_min_human_alpha = models.FloatField(default=_gate_min_human_alpha, validators=_UNIT)
+    # Spend guards. Owners set them, within the operator's ceilings (Project.clean).
+    max_queued_calls = models.PositiveIntegerField(default=_max_queued_calls,
+                                                   validators=[MinValueValidator(1)])
+    monthly_cost_limit_usd = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True,
+        validators=[MinValueValidator(0)],
+        help_text="Most known model cost per calendar month, in USD; empty: the server's ceiling.",
+    )
 
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """The operator's ceilings, which no owner can raise (settings MAX_QUEUED_CALLS_LIMIT,
+        MONTHLY_COST_LIMIT_USD)."""
+        errors = {}
+        limit = settings.MAX_QUEUED_CALLS_LIMIT
+        if self.max_queued_calls is not None and self.max_queued_calls > limit:
+            errors["max_queued_calls"] = (
+                f"At most {limit:,}: the server's ceiling (MAX_QUEUED_CALLS_LIMIT).")
+        ceiling = settings.MONTHLY_COST_LIMIT_USD
+        if (ceiling is not None and self.monthly_cost_limit_usd is not None
+                and float(self.monthly_cost_limit_usd) > ceiling):
+            errors["monthly_cost_limit_usd"] = (
+                f"At most ${ceiling:,.2f}: the server's ceiling (MONTHLY_COST_LIMIT_USD).")
+        if errors:
+            raise ValidationError(errors)
+
+    def queued_calls_cap(self) -> int:
+        """The cap in force: the project's, or the operator's ceiling if that is lower (a value
+        stored before the ceiling was lowered does not outlive it)."""
+        return min(self.max_queued_calls, settings.MAX_QUEUED_CALLS_LIMIT)
+
+    def monthly_cost_cap(self) -> float | None:
+        """The monthly cost ceiling in force, in USD, or None for none."""
+        caps = [float(c) for c in (self.monthly_cost_limit_usd, settings.MONTHLY_COST_LIMIT_USD)
+                if c is not None]
+        return min(caps) if caps else None
 
 
 class Role(models.TextChoices):
@@ -109,3 +151,26 @@ class ApiToken(models.Model):
         """Return (raw token, display prefix, hash)."""
         raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
         return raw, raw[: len(TOKEN_PREFIX) + 6], hash_token(raw)
+
+
+class Invitation(models.Model):
+    """An owner's invitation of an e-mail address into a project with a role. The link carries
+    a random token, of which only the SHA-256 is stored; it works once, until `expires_at`."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=Role.choices)
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                   on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                    on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.project} ({self.role})"

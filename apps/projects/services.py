@@ -10,9 +10,14 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from apps.projects.models import ApiToken, Membership, Project, Role, hash_token
+from apps.projects.text import text_problem
 
 
 def project_create(*, user, name: str, slug: str = "", description: str = "") -> Project:
+    for field, value in (("name", name), ("slug", slug), ("description", description)):
+        problem = text_problem(value or "")
+        if problem:
+            raise ValidationError({field: f"The text {problem}."})
     slug = slugify(slug or name)[:60]
     if not slug:
         raise ValidationError({"slug": "A project needs a name or slug with letters or digits."})
@@ -26,27 +31,34 @@ def project_create(*, user, name: str, slug: str = "", description: str = "") ->
     return project
 
 
-def project_update_settings(
-    *,
-    project: Project,
-    name: str,
-    description: str,
-    gate_min_n: int,
-    gate_min_kappa_lower: float,
-    gate_min_kappa: float,
-    max_queued_calls: int,
-    gate_min_human_alpha: float | None = None,
-) -> Project:
-    project.name = name
-    project.description = description
-    project.gate_min_n = gate_min_n
-    project.gate_min_kappa_lower = gate_min_kappa_lower
-    project.gate_min_kappa = gate_min_kappa
-    if gate_min_human_alpha is not None:
-        project.gate_min_human_alpha = gate_min_human_alpha
-    project.max_queued_calls = max_queued_calls
-    project.full_clean()
-    project.save()
+SETTINGS_FIELDS = (
+    "name", "description", "gate_min_n", "gate_min_kappa_lower", "gate_min_kappa",
+    "gate_min_human_alpha", "max_queued_calls", "monthly_cost_limit_usd",
+)
+
+
+def project_update_settings(*, project: Project, **changes) -> Project:
+    """Change any of SETTINGS_FIELDS; all are validated together (ranges, the operator's
+    ceilings) and nothing is saved when one is wrong. The page, `project_settings` and the API
+    all come here."""
+    unknown = sorted(set(changes) - set(SETTINGS_FIELDS))
+    if unknown:
+        raise ValidationError({"__all__": f"Unknown setting(s): {', '.join(unknown)}."})
+    candidate = Project.objects.get(pk=project.pk)
+    for field, value in changes.items():
+        if field == "gate_min_human_alpha" and value is None:
+            continue  # the form leaves it out when not shown
+        if value is None and not Project._meta.get_field(field).null:
+            # full_clean skips empty values of blank=True fields: say it here, not as a 500.
+            raise ValidationError({field: "Give a value; this setting cannot be empty (null)."})
+        problem = text_problem(value) if isinstance(value, str) else None
+        if problem:
+            raise ValidationError({field: f"The text {problem}."})
+        setattr(candidate, field, value)
+    candidate.full_clean()
+    candidate.save()
+    for field in SETTINGS_FIELDS:
+        setattr(project, field, getattr(candidate, field))
     return project
 
 
@@ -55,6 +67,8 @@ def _find_user(identifier: str):
     identifier = identifier.strip()
     if not identifier:
         raise ValidationError({"user": "Give a username or an e-mail address."})
+    if text_problem(identifier):
+        raise ValidationError({"user": f"No user '{identifier!a}'."})
     found = User.objects.filter(Q(username=identifier) | Q(email__iexact=identifier))
     matches = list(found.filter(is_active=True)[:2])
     if not matches:
@@ -127,6 +141,9 @@ def token_create(*, user, project: Project, name: str) -> tuple[ApiToken, str]:
     name = name.strip()
     if not name:
         raise ValidationError({"name": "Name the token after the script that will use it."})
+    problem = text_problem(name)
+    if problem:
+        raise ValidationError({"name": f"The name {problem}."})
     raw, prefix, key_hash = ApiToken.generate()
     token = ApiToken.objects.create(
         user=user, project=project, name=name[:80], prefix=prefix, key_hash=key_hash

@@ -11,6 +11,9 @@ urlpatterns = [
     path("p/<slug:slug>/members/<int:membership_id>/role/", views.member_role, name="member_role"),
     path("p/<slug:slug>/members/<int:membership_id>/remove/", views.member_remove,
          name="member_remove"),
+    path("p/<slug:slug>/members/invite/", views.member_invite, name="member_invite"),
+    path("p/<slug:slug>/members/invitations/<int:invitation_id>/revoke/",
+         views.member_invitation_revoke, name="member_invitation_revoke"),
     path("p/<slug:slug>/tokens/", views.token_list, name="token_list"),
     path("p/<slug:slug>/tokens/<int:token_id>/revoke/", views.token_revoke, name="token_revoke"),
 ]

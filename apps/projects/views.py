@@ -12,6 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
@@ -19,6 +20,8 @@ from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 from apps.projects import services
 from apps.projects.access import Need, get_project_for_user
 from apps.projects.forms import (
+    AcceptInvitationForm,
+    InviteForm,
     MemberAddForm,
     MemberRoleForm,
     ProjectForm,
@@ -26,7 +29,14 @@ from apps.projects.forms import (
     SignupForm,
     TokenForm,
 )
-from apps.projects.models import ApiToken, Membership, Role
+from apps.projects.invitations import (
+    invitation_accept,
+    invitation_create,
+    invitation_for_token,
+    invitation_revoke,
+    invitation_send,
+)
+from apps.projects.models import ApiToken, Invitation, Membership, Role
 
 
 def _apply_errors(form, exc: ValidationError) -> None:
@@ -64,12 +74,18 @@ def signup(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET"])
 def project_list(request: HttpRequest) -> HttpResponse:
-    memberships = (
+    memberships = list(
         Membership.objects.filter(user=request.user)
         .select_related("project")
         .order_by("project__name")
     )
-    return render(request, "projects/project_list.html", {"memberships": memberships})
+    # Labelling work first: a labeller who signs in lands on their sessions, with counts.
+    from apps.labeling.selectors import open_sessions_of, sessions_progress
+
+    work = sessions_progress(open_sessions_of(request.user), only_user=request.user)
+    only_labels = bool(memberships) and all(m.role == Role.LABELLER for m in memberships)
+    return render(request, "projects/project_list.html",
+                  {"memberships": memberships, "work": work, "only_labels": only_labels})
 
 
 @login_required
@@ -118,9 +134,13 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
     # rejected name must not show up in the page's navigation.
     form = ProjectSettingsForm(request.POST or None, instance=copy.copy(access.project))
     if request.method == "POST" and form.is_valid():
-        services.project_update_settings(project=access.project, **form.cleaned_data)
-        messages.success(request, "Settings saved.")
-        return redirect("project_settings", slug=slug)
+        try:
+            services.project_update_settings(project=access.project, **form.cleaned_data)
+        except ValidationError as exc:
+            _apply_errors(form, exc)
+        else:
+            messages.success(request, "Settings saved.")
+            return redirect("project_settings", slug=slug)
     return render(
         request, "projects/project_settings.html",
         {"access": access, "project": access.project, "form": form, "nav": "settings"},
@@ -128,12 +148,19 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
-def _members_context(access, add_form=None) -> dict:
+def _members_context(access, add_form=None, invite_form=None) -> dict:
     members = Membership.objects.filter(project=access.project).select_related("user")
+    pending = []
+    if access.is_owner:
+        pending = list(Invitation.objects.filter(
+            project=access.project, accepted_at__isnull=True, expires_at__gt=timezone.now()))
     return {
         "access": access,
         "project": access.project,
         "members": members,
+        "invitations": pending,
+        "invite_form": invite_form or InviteForm(),
+        "invitation_days": settings.INVITATION_TTL_DAYS,
         "add_form": add_form or MemberAddForm(),
         "roles": MemberRoleForm.base_fields["role"].choices,
         "nav": "members",
@@ -293,3 +320,76 @@ def token_revoke(request: HttpRequest, slug: str, token_id: int) -> HttpResponse
     return redirect("token_list", slug=slug)
 
 
+
+
+@never_cache  # the one response that carries the invitation link
+@login_required
+@require_POST
+def member_invite(request: HttpRequest, slug: str) -> HttpResponse:
+    access = get_project_for_user(request.user, slug, need=Need.OWN)
+    form = InviteForm(request.POST)
+    link = None
+    status = 422
+    if form.is_valid():
+        try:
+            invitation, raw = invitation_create(
+                project=access.project, email=form.cleaned_data["email"],
+                role=form.cleaned_data["role"], invited_by=request.user)
+        except ValidationError as exc:
+            _apply_errors(form, exc)
+        else:
+            link = request.build_absolute_uri(reverse("invitation_accept", args=[raw]))
+            try:
+                invitation_send(invitation=invitation, link=link)
+            except OSError:  # no mail server reachable: the owner still has the link
+                messages.warning(request, "The e-mail could not be sent; pass the link on.")
+            else:
+                messages.success(request, f"Invitation sent to {invitation.email}.")
+            form, status = InviteForm(), 200
+    context = _members_context(access, invite_form=form) | {"invite_link": link}
+    return render(request, "projects/members.html", context, status=status)
+
+
+@login_required
+@require_POST
+def member_invitation_revoke(request: HttpRequest, slug: str, invitation_id: int) -> HttpResponse:
+    access = get_project_for_user(request.user, slug, need=Need.OWN)
+    try:
+        invitation_revoke(project=access.project, invitation_id=invitation_id)
+    except Invitation.DoesNotExist:
+        raise Http404("No such invitation") from None
+    messages.success(request, "Invitation revoked.")
+    return redirect("member_list", slug=slug)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
+    invitation = invitation_for_token(token)
+    if invitation is None:
+        return render(request, "registration/invitation.html", {"invitation": None},
+                      status=404)
+    signed_in = request.user.is_authenticated
+    form = None if signed_in else AcceptInvitationForm(request.POST or None)
+    if request.method == "POST" and (signed_in or form.is_valid()):
+        try:
+            if signed_in:
+                membership = invitation_accept(raw=token, user=request.user)
+            else:
+                membership = invitation_accept(
+                    raw=token, username=form.cleaned_data["username"],
+                    password=form.cleaned_data["password1"])
+                login(request, membership.user,
+                      backend="django.contrib.auth.backends.ModelBackend")
+        except ValidationError as exc:
+            if form is not None and hasattr(exc, "error_dict"):
+                _apply_errors(form, exc)
+            else:
+                messages.error(request, " ".join(exc.messages))
+                return redirect("project_list" if signed_in else "login")
+        else:
+            messages.success(request, f"Welcome to {membership.project.name}.")
+            return redirect("project_home", slug=membership.project.slug)
+    status = 422 if request.method == "POST" else 200
+    return render(request, "registration/invitation.html",
+                  {"invitation": invitation, "form": form}, status=status)

@@ -9,6 +9,7 @@ import json
 import math
 import re
 
+from apps.projects.text import text_problem
 from apps.rubrics import prompting, scales
 
 MODES = ("pointwise", "pairwise")
@@ -40,6 +41,10 @@ def _text(
         return ""
     if max_length is not None and len(value) > max_length:
         errors.append(f"{path}{field}: at most {max_length} characters")
+    problem = text_problem(value)
+    if problem:
+        errors.append(f"{path}{field}: {problem}")
+        return ""
     return value
 
 

@@ -73,15 +73,54 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+MAX_DEPTH = 20  # a rubric is five levels deep; anything far deeper is a mistake or an attack
+
+
+def _depth_error(node: yaml.Node) -> str | None:
+    """Walk the composed node graph without recursion; report nesting beyond MAX_DEPTH. Each
+    node once: aliases share nodes, and an alias bomb must not make this walk exponential."""
+    stack = [(node, 1)]
+    seen: set[int] = set()
+    while stack:
+        current, depth = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if depth > MAX_DEPTH:
+            mark = current.start_mark
+            return (f"(yaml) line {mark.line + 1}, column {mark.column + 1}: nested more than "
+                    f"{MAX_DEPTH} levels deep")
+        if isinstance(current, yaml.SequenceNode):
+            stack.extend((child, depth + 1) for child in current.value)
+        elif isinstance(current, yaml.MappingNode):
+            stack.extend((child, depth + 1) for pair in current.value for child in pair)
+    return None
+
+
 def parse(text: str) -> dict:
     """YAML text to validated content; raises ContentError listing every problem."""
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise ContentError([f"(yaml) line {line}: contains a NUL character"])
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                raise ContentError(["(yaml): the file is empty"])
+            deep = _depth_error(node)
+            if deep:
+                raise ContentError([deep])
+            data = loader.construct_document(node)
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ContentError([f"(yaml) {where}{problem}"]) from None
+    except RecursionError:  # the composer itself recursed too deep before we could look
+        raise ContentError([f"(yaml): nested more than {MAX_DEPTH} levels deep"]) from None
     if data is None:
         raise ContentError(["(yaml): the file is empty"])
     return validate(data)

@@ -2,20 +2,56 @@
 
 from __future__ import annotations
 
-from config.env import env_bool, env_float, env_int
+from django.core.exceptions import ImproperlyConfigured
 
-# Export gate defaults (DESIGN.md "Statistics"); each project can set its own.
+from config.env import env_bool, env_float, env_int, env_list, env_optional_float
+
+# Export gate defaults (DESIGN.md "Statistics"); each project can set its own, within [0, 1].
 GATE_MIN_N = env_int("GATE_MIN_N", 50, minimum=1)
 GATE_MIN_KAPPA_LOWER = env_float("GATE_MIN_KAPPA_LOWER", 0.4)
 GATE_MIN_KAPPA = env_float("GATE_MIN_KAPPA", 0.6)
 GATE_MIN_HUMAN_ALPHA = env_float("GATE_MIN_HUMAN_ALPHA", 0.4)
+for _name in ("GATE_MIN_KAPPA_LOWER", "GATE_MIN_KAPPA", "GATE_MIN_HUMAN_ALPHA"):
+    if not 0 <= globals()[_name] <= 1:
+        raise ImproperlyConfigured(f"{_name}={globals()[_name]} must lie between 0 and 1")
 
-# Denial-of-wallet guard: a run that would queue more model calls than this is refused.
+# Denial-of-wallet guards. A run that would queue more model calls than its project's cap is
+# refused; owners set the cap, but never above the operator's MAX_QUEUED_CALLS_LIMIT.
+MAX_QUEUED_CALLS_LIMIT = env_int("MAX_QUEUED_CALLS_LIMIT", 1_000_000, minimum=1)
 MAX_QUEUED_CALLS_DEFAULT = env_int("MAX_QUEUED_CALLS_DEFAULT", 200_000, minimum=1)
+if MAX_QUEUED_CALLS_DEFAULT > MAX_QUEUED_CALLS_LIMIT:
+    raise ImproperlyConfigured(
+        f"MAX_QUEUED_CALLS_DEFAULT={MAX_QUEUED_CALLS_DEFAULT} is above "
+        f"MAX_QUEUED_CALLS_LIMIT={MAX_QUEUED_CALLS_LIMIT}"
+    )
+# Optional: the most (known) model cost one project may run up in a calendar month, in USD.
+# Unset means no ceiling. A project's owners may set a lower one, never a higher one.
+MONTHLY_COST_LIMIT_USD = env_optional_float("MONTHLY_COST_LIMIT_USD", minimum=0.0)
+
+# Which api_base URLs runs may name (apps/judging/egress.py): URL prefixes set by the operator.
+# Listed bases get RUBRICLAB_API_KEY; unlisted ones get no key, and never an address that is
+# loopback, link-local or a cloud metadata service. ALLOW_UNLISTED_API_BASES=false refuses every
+# base that is not listed.
+ALLOWED_API_BASES = env_list("ALLOWED_API_BASES", [])
+for _base in ALLOWED_API_BASES:
+    if not _base.startswith(("http://", "https://")):
+        raise ImproperlyConfigured(
+            f"ALLOWED_API_BASES: {_base!r} is not an http:// or https:// URL prefix"
+        )
+ALLOW_UNLISTED_API_BASES = env_bool("ALLOW_UNLISTED_API_BASES", True)
 
 # Import errors shown to the user are capped; the import still fails as a whole.
 IMPORT_MAX_ERRORS = env_int("IMPORT_MAX_ERRORS", 50, minimum=1)
-ALLOW_SIGNUP = env_bool("ALLOW_SIGNUP", True)
+# Closed by default: owners invite people (apps/projects/invitations.py).
+ALLOW_SIGNUP = env_bool("ALLOW_SIGNUP", False)
+INVITATION_TTL_DAYS = env_int("INVITATION_TTL_DAYS", 7, minimum=1)
+
+# Uploads (config/uploads.py). A dataset file may be DATASET_MAX_UPLOAD_MB (base.py); any other
+# request body REQUEST_MAX_BODY_MB. One line of a dataset file may be IMPORT_MAX_LINE_MB; a file
+# larger than IMPORT_INLINE_MAX_MB is imported by a worker in the background, with progress.
+REQUEST_MAX_BODY_MB = env_int("REQUEST_MAX_BODY_MB", 10, minimum=1)
+IMPORT_MAX_LINE_MB = env_int("IMPORT_MAX_LINE_MB", 10, minimum=1)
+IMPORT_INLINE_MAX_MB = env_int("IMPORT_INLINE_MAX_MB", 2, minimum=0)
 
 # Judge runs (see docs/decisions/0002-judge-runs.md).
 # A batch holds about concurrency x JUDGE_BATCH_WAVES calls: big enough that the pipeline of

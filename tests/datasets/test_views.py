@@ -157,13 +157,15 @@ def test_upload_over_the_size_limit_is_refused(personas):
 
     response = upload(personas.client("owner"), big)
 
-    assert response.status_code == 422
-    assert "larger than the 1 MB limit" in response.content.decode()
+    assert response.status_code == 413
+    assert response.content.decode() == (
+        "The upload is larger than this server accepts: the limit is 1 MB "
+        "(DATASET_MAX_UPLOAD_MB).\n")
     assert stored()["datasets"] == 0
 
 
 @override_settings(DATASET_MAX_UPLOAD_MB=1)
-def test_oversized_upload_is_not_spooled_and_csrf_still_passes(personas, monkeypatch):
+def test_oversized_upload_is_refused_on_its_headers_and_never_spooled(personas, monkeypatch):
     from django.core.files import uploadhandler
 
     spooled = []
@@ -181,8 +183,8 @@ def test_oversized_upload_is_not_spooled_and_csrf_still_passes(personas, monkeyp
     response = client.post(upload_url(), {"csrfmiddlewaretoken": token, "name": "data",
                                           "file": SimpleUploadedFile("rows.jsonl", big)})
 
-    assert response.status_code == 422  # not 403: the token before the file was read
-    assert "larger than the 1 MB limit" in response.content.decode()
+    assert response.status_code == 413  # not 403: refused before CSRF read the body
+    assert "1 MB (DATASET_MAX_UPLOAD_MB)" in response.content.decode()
     assert spooled == []
 
 
@@ -544,10 +546,11 @@ def test_api_import_of_an_unknown_file_type_is_422(personas, owner_token):
 
 
 @override_settings(DATASET_MAX_UPLOAD_MB=1)
-def test_api_import_over_the_size_limit_is_422(personas, owner_token):
+def test_api_import_over_the_size_limit_is_413(personas, owner_token):
     big = jsonl(*[item(i, response="x" * 1000) for i in range(1100)])
 
     response = api_post(personas.client(None), owner_token, big)
 
-    assert response.status_code == 422
-    assert "the limit is 1 MB" in response.json()["problems"][0]["message"]
+    assert response.status_code == 413
+    assert "the limit is 1 MB (DATASET_MAX_UPLOAD_MB)" in response.json()["detail"]
+    assert stored()["datasets"] == 0

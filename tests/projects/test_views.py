@@ -22,7 +22,8 @@ def _membership(personas, who: str) -> Membership:
 # -- sign up, sign in, sign out -----------------------------------------------------------------
 
 @pytest.mark.django_db
-def test_sign_up_signs_in_and_leads_to_project_creation(client):
+def test_sign_up_signs_in_and_leads_to_project_creation(client, settings):
+    settings.ALLOW_SIGNUP = True
     assert client.get(reverse("signup")).status_code == 200
     response = client.post(reverse("signup"), {
         "username": "ada", "email": "ada@example.org",
@@ -35,7 +36,8 @@ def test_sign_up_signs_in_and_leads_to_project_creation(client):
 
 
 @pytest.mark.django_db
-def test_sign_up_with_mismatched_passwords_shows_the_error(client):
+def test_sign_up_with_mismatched_passwords_shows_the_error(client, settings):
+    settings.ALLOW_SIGNUP = True
     response = client.post(reverse("signup"), {
         "username": "ada", "password1": STRONG, "password2": STRONG + "x",
     })
@@ -44,7 +46,8 @@ def test_sign_up_with_mismatched_passwords_shows_the_error(client):
     assert not get_user_model().objects.filter(username="ada").exists()
 
 
-def test_sign_up_refuses_an_e_mail_that_is_taken(client, personas):
+def test_sign_up_refuses_an_e_mail_that_is_taken(client, personas, settings):
+    settings.ALLOW_SIGNUP = True
     response = client.post(reverse("signup"), {
         "username": "ada", "email": "OWNER@example.org",
         "password1": STRONG, "password2": STRONG,
@@ -54,9 +57,17 @@ def test_sign_up_refuses_an_e_mail_that_is_taken(client, personas):
 
 
 @pytest.mark.django_db
-def test_sign_up_is_closed_when_allow_signup_is_off(client, settings):
+def test_sign_up_is_closed_by_default_and_opens_with_allow_signup(client, settings):
+    from config.settings import rubriclab
+
+    assert rubriclab.ALLOW_SIGNUP is False  # the default, with ALLOW_SIGNUP unset
     settings.ALLOW_SIGNUP = False
     assert client.get(reverse("signup")).status_code == 404
+    before = get_user_model().objects.count()
+    response = client.post(reverse("signup"), {
+        "username": "mallory", "password1": STRONG, "password2": STRONG})
+    assert response.status_code == 404
+    assert get_user_model().objects.count() == before
     assert reverse("signup") not in client.get(reverse("login")).content.decode()
     settings.ALLOW_SIGNUP = True
     assert reverse("signup") in client.get(reverse("login")).content.decode()
@@ -162,13 +173,41 @@ def test_only_owners_change_project_settings(personas):
     assert personas.project.gate_min_human_alpha == 0.3
 
 
-def test_settings_refuse_a_kappa_outside_minus_one_to_one(personas):
+@pytest.mark.parametrize("field", ["gate_min_kappa_lower", "gate_min_kappa",
+                                   "gate_min_human_alpha"])
+@pytest.mark.parametrize("value", [1.5, -0.1, -1])
+def test_settings_refuse_a_gate_threshold_outside_zero_to_one(personas, field, value):
     url = reverse("project_settings", args=["acme"])
     data = {"name": "Acme", "gate_min_n": 50, "gate_min_kappa_lower": 0.4,
-            "gate_min_kappa": 1.5, "gate_min_human_alpha": 0.4, "max_queued_calls": 10}
+            "gate_min_kappa": 0.6, "gate_min_human_alpha": 0.4, "max_queued_calls": 10,
+            field: value}
     response = personas.client("owner").post(url, data)
     assert response.status_code == 422
-    assert "Kappa lies between -1 and 1" in response.content.decode()
+    assert response.context["form"].errors[field]
+    personas.project.refresh_from_db()
+    assert getattr(personas.project, field) != value
+
+
+def test_settings_refuse_caps_above_the_operators_ceilings(personas, settings):
+    settings.MAX_QUEUED_CALLS_LIMIT = 5000
+    settings.MONTHLY_COST_LIMIT_USD = 100.0
+    url = reverse("project_settings", args=["acme"])
+    data = {"name": "Acme", "gate_min_n": 50, "gate_min_kappa_lower": 0.4,
+            "gate_min_kappa": 0.6, "gate_min_human_alpha": 0.4,
+            "max_queued_calls": 2_000_000_000, "monthly_cost_limit_usd": "250"}
+    response = personas.client("owner").post(url, data)
+    assert response.status_code == 422
+    errors = response.context["form"].errors
+    assert "5,000" in errors["max_queued_calls"][0]
+    assert "$100.00" in errors["monthly_cost_limit_usd"][0]
+    personas.project.refresh_from_db()
+    assert personas.project.max_queued_calls != 2_000_000_000
+    response = personas.client("owner").post(
+        url, data | {"max_queued_calls": 5000, "monthly_cost_limit_usd": "40"})
+    assert response.status_code == 302
+    personas.project.refresh_from_db()
+    assert (personas.project.max_queued_calls, float(personas.project.monthly_cost_limit_usd)) \
+        == (5000, 40.0)
 
 
 # -- members ------------------------------------------------------------------------------------
