@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 from django.utils import timezone
 
@@ -15,6 +16,7 @@ from apps.calibration import stats
 from apps.calibration.data import CriterionData, attach_judge, load_criteria, order_answers
 from apps.calibration.words import kappa_sentence
 from apps.datasets.models import Dataset
+from apps.judging import scoring
 from apps.judging.models import JudgeRun, RunKind
 from apps.labeling.agreement import intra_rater
 from apps.projects.models import Project
@@ -223,21 +225,19 @@ def criterion_gate(r: dict, t: Thresholds) -> dict:
     return {"passed": not reasons, "applies": True, "reasons": reasons}
 
 
-def _item_scores(data: list[CriterionData], source: str) -> dict[int, float]:
-    weighted = [d for d in data if d.criterion["weight"] > 0]
-    if not weighted:
+def _item_scores(data: list[CriterionData], source: str) -> dict[int, Fraction]:
+    """Each item's reward from the judge's verdicts or the human reference, exactly (the
+    bundle's own function, apps/judging/scoring.py); items without a value on every weighted
+    criterion have none."""
+    per = {d.key: d.reference() if source == "human" else d.judge
+           for d in data if d.criterion["weight"] > 0}
+    if not per:
         return {}
-    per = []
-    for d in weighted:
-        values = d.reference() if source == "human" else d.judge
-        per.append((d, values))
-    common = set.intersection(*(set(values) for _, values in per))
-    total = sum(d.criterion["weight"] for d in weighted)
-    return {
-        item: sum(d.criterion["weight"] * scales.level_score(d.scale, values[item])
-                  for d, values in per) / total
-        for item in common
-    }
+    criteria = [d.criterion for d in data]
+    common = set.intersection(*(set(values) for values in per.values()))
+    return {item: scoring.weighted_reward(criteria, {key: values[item]
+                                                     for key, values in per.items()})
+            for item in common}
 
 
 def aggregate_report(data: list[CriterionData], threshold: float) -> dict:
@@ -250,9 +250,10 @@ def aggregate_report(data: list[CriterionData], threshold: float) -> dict:
            "pass_confusion": None}
     if len(h) < 2:
         return out
-    out["spearman"] = _num(stats.spearman(h, j))
-    hp = [x >= threshold for x in h]
-    jp = [x >= threshold for x in j]
+    # Equal exact rewards are equal floats, so rank ties stay ties.
+    out["spearman"] = _num(stats.spearman([float(x) for x in h], [float(x) for x in j]))
+    hp = [scoring.passes(x, threshold) for x in h]
+    jp = [scoring.passes(x, threshold) for x in j]
     tp = sum(1 for a, b in zip(hp, jp, strict=True) if a and b)
     fn = sum(1 for a, b in zip(hp, jp, strict=True) if a and not b)
     fp = sum(1 for a, b in zip(hp, jp, strict=True) if not a and b)
