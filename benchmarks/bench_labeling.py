@@ -286,7 +286,8 @@ class Server:
     """gunicorn on the bench database, in its own process group (stopped by its id)."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.port = _free_port()
+        # BENCH_SERVER_PORT pins the port (machines where each person has a range of ports).
+        self.port = int(os.environ.get("BENCH_SERVER_PORT") or 0) or _free_port()
         self.log = tempfile.NamedTemporaryFile(prefix="bench-gunicorn-", suffix=".log",
                                                delete=False)
         workers = max(2, (os.cpu_count() or 1) + 1)

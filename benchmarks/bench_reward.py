@@ -17,6 +17,17 @@ Figures (BENCH lines):
   rewards per second, bound 20,000; ratio = bound / value (below 1 is better).
 - reward_http_overhead_ms: p95 latency of POST /score for one cached completion through
   `python reward.py serve`, minus the p95 of the same direct reward_func call. Bound 10 ms.
+- reward_openrlhf_burst_256_s: 256 single-completion POST /get_reward requests sent as
+  OpenRLHF sends them (all at once, each on a fresh connection) to `reward.py serve`, fake
+  latency 500 ms, concurrency 100, the server's calls made by RUBRICLAB_PROCESSES=2 judge
+  processes. Bound 256 x 0.5 / 100 = 1.28 s; target ratio <= 2. Printed beside it: the number
+  of judge batches the server made of them (micro-batching).
+- reward_openrlhf_burst_256_one_process_s: the same with every call in the server's process.
+- reward_partial_failure_void_share: share of completions left without a reward when 2 % of
+  the judge's answers are garbage (fakellm rate_malformed 0.02), HANNA-like: 6 ordinal
+  criteria x K = 3 at temperature 0.7 = 18 calls per completion, 300 completions. Bound 0.01.
+  Printed beside it: the share the old rule (any unreadable answer voids the completion) would
+  give, 1 - 0.98^18 = 0.31.
 """
 
 from __future__ import annotations
@@ -53,8 +64,21 @@ def bench(name: str, value: float, unit: str, bound: float, ratio: float | None 
           flush=True)
 
 
+HANNA_LIKE = {
+    "rubric": "bench-hanna", "name": "Bench HANNA-like", "mode": "pointwise",
+    "description": "Short stories, six criteria as in HANNA.",
+    "criteria": [{"key": key, "weight": 1, "scale": {"type": "ordinal", "levels": [
+        {"value": i, "anchor": f"{key} level {i}"} for i in range(1, 6)]}}
+        for key in ("relevance", "coherence", "empathy", "surprise", "engagement",
+                    "complexity")],
+}
+VOID_COMPLETIONS = 300
+BURST = 256
+
+
 def export_bundle(folder: Path, api_base: str) -> Path:
-    """Export a bundle with the app, into folder/<name>/; returns that folder."""
+    """Export the bundles with the app, into folder/<name>/; returns the one-criterion bundle's
+    folder (the HANNA-like one is beside it, as folder/hanna)."""
     os.environ["DATABASE_URL"] = f"sqlite:///{folder / 'bench.sqlite3'}"
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.base"
     os.environ["CELERY_BROKER_URL"] = f"filesystem://{folder / 'broker'}"
@@ -84,7 +108,107 @@ def export_bundle(folder: Path, api_base: str) -> Path:
     bundle.mkdir()
     for name, data in unpack(export).items():
         (bundle / name).write_bytes(data)
+    _, version, _ = rubric_import(project=project, content=content_mod.validate(HANNA_LIKE),
+                                  publish=True, note="bench")
+    hanna = JudgeRun.objects.create(project=project, rubric_version=version, dataset=dataset,
+                                    name="fake-judge-k3", kind=RunKind.LIVE,
+                                    status=RunStatus.COMPLETED, model="openai/fake-judge",
+                                    api_base=api_base, concurrency=CONCURRENCY, timeout_s=30,
+                                    samples=3, temperature=0.7)
+    export = judge_export(run=hanna, fmt="bundle", force=True)
+    (folder / "hanna").mkdir()
+    for name, data in unpack(export).items():
+        (folder / "hanna" / name).write_bytes(data)
     return bundle
+
+
+def server_port(server: subprocess.Popen) -> int:
+    """The port `reward.py serve` prints after its status line."""
+    for _ in range(5):
+        line = server.stdout.readline()
+        if "reward server" in line:
+            return int(line.rsplit(":", 1)[1])
+    raise RuntimeError("reward.py serve did not print its address")
+
+
+async def openrlhf_burst(port: int, n: int) -> list[float]:
+    """n single-completion /get_reward requests at once, each on a fresh connection."""
+    import asyncio
+
+    async def one(i: int) -> float:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        prompt = f"Burst question {i}: what is {i} + {i}?"
+        body = json.dumps({"query": [prompt + f" It is {2 * i}."], "prompts": [prompt],
+                           "labels": [""]}).encode()
+        writer.write(b"POST /get_reward HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: "
+                     + str(len(body)).encode() + b"\r\n\r\n" + body)
+        await writer.drain()
+        raw = await reader.read()
+        writer.close()
+        head, _, payload = raw.partition(b"\r\n\r\n")
+        assert head.split()[1] == b"200", raw[:300]
+        return json.loads(payload)["rewards"][0]
+
+    return await asyncio.gather(*(one(i) for i in range(n)))
+
+
+def measure_burst(bundle: str, control, processes: int, name: str) -> None:
+    """reward_openrlhf_burst_256_s: OpenRLHF's way of calling a remote reward server."""
+    import asyncio
+    import urllib.request
+
+    control.post("/_control", json={"latency_ms": 0, "jitter_ms": 0})
+    server = subprocess.Popen([sys.executable, "reward.py", "serve", "--port", "0"], cwd=bundle,
+                              stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "RUBRICLAB_PROCESSES": str(processes)})
+    try:
+        port = server_port(server)
+        asyncio.run(openrlhf_burst(port, 4))  # warm: litellm's first client
+        control.post("/_control", json={"latency_ms": LATENCY_MS, "jitter_ms": 0})
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health") as response:
+            before = json.loads(response.read())["batches"]
+        began = time.perf_counter()
+        rewards = asyncio.run(openrlhf_burst(port, BURST))
+        elapsed = time.perf_counter() - began
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health") as response:
+            batches = json.loads(response.read())["batches"] - before
+        assert all(r is not None for r in rewards)
+        print(f"openrlhf burst over {processes} judge process(es): {BURST} requests in "
+              f"{elapsed:.2f}s as {batches} judge batch(es)", flush=True)
+        bench(name, elapsed, "s", BURST * LATENCY_MS / 1000 / CONCURRENCY)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def measure_void_share(hanna: str, control) -> None:
+    """reward_partial_failure_void_share: 2 % garbage answers, 6 criteria x K = 3."""
+    code = f"""
+import json, sys
+sys.path.insert(0, {hanna!r})
+import reward
+prompts = [f"Story {{n}}: a dragon learns to cook." for n in range({VOID_COMPLETIONS})]
+stories = [f"Once upon a time, dragon {{n}} burnt the soup." for n in range({VOID_COMPLETIONS})]
+out = reward.reward_func(prompts=prompts, completions=stories)
+print(json.dumps({{"void": sum(r is None for r in out), "stats": reward.get_judge().stats}}))
+"""
+    control.post("/_control", json={"latency_ms": 0, "jitter_ms": 0, "rate_malformed": 0.02,
+                                    "seed": 12})
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], cwd=hanna, capture_output=True,
+                              text=True, env={**os.environ, "RUBRICLAB_PROCESSES": "2"})
+    finally:
+        control.post("/_control", json={"rate_malformed": 0.0})
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    share = got["void"] / VOID_COMPLETIONS
+    calls_per = 6 * 3
+    print(f"partial failures: {got['void']} of {VOID_COMPLETIONS} completions without reward; "
+          f"stats {got['stats']}; the old rule would void about {1 - 0.98 ** calls_per:.2f}",
+          flush=True)
+    bench("reward_partial_failure_void_share", share, "share", 0.01)
 
 
 def p95(values: list[float]) -> float:
@@ -134,8 +258,7 @@ def measure(bundle: str, control_url: str) -> None:
     server = subprocess.Popen([sys.executable, "reward.py", "serve", "--host", "127.0.0.1",
                                "--port", "0"], cwd=bundle, stdout=subprocess.PIPE, text=True)
     try:
-        line = server.stdout.readline()
-        port = int(line.rsplit(":", 1)[1])
+        port = server_port(server)
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
 
         def post(items):
@@ -165,6 +288,10 @@ def measure(bundle: str, control_url: str) -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+    measure_burst(bundle, control, 1, "reward_openrlhf_burst_256_one_process_s")
+    measure_burst(bundle, control, PROCESSES, "reward_openrlhf_burst_256_s")
+    measure_void_share(str(Path(bundle).parent / "hanna"), control)
 
     # The same 1,000 calls over PROCESSES judge processes (RUBRICLAB_PROCESSES), the same
     # concurrency in all: litellm's CPU per call no longer queues on one core.

@@ -211,3 +211,13 @@ def test_load_demo_refuses_a_malformed_login(project):
 
     with pytest.raises(CommandError, match="USER:PASSWORD"):
         call_command("load_demo", "--login", "demo", stdout=io.StringIO())
+
+
+def test_load_demo_refuses_login_together_with_no_login(db):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="--login and --no-login contradict each other"):
+        call_command("load_demo", "--login", "x:y", "--no-login", stdout=io.StringIO())
+    from django.contrib.auth import get_user_model
+
+    assert not get_user_model().objects.filter(username="x").exists()

@@ -9,13 +9,15 @@ from apps.api.auth import AUTH
 from apps.api.endpoints import router
 from apps.api.endpoints_exports import router as exports_router
 from apps.api.endpoints_judging import router as judging_router
+from apps.api.endpoints_labeling import router as labeling_router
 from apps.api.endpoints_projects import router as projects_router
 
 api = NinjaAPI(
     title="RubricLab API",
     version="1",
     description=(
-        "Scripts and pipelines: rubrics, datasets, judge runs, calibration and exports. "
+        "Scripts and pipelines: rubrics, datasets, judge runs, calibration and exports; "
+        "labelling for annotators (any member's token). "
         "Authenticate with a project API token: `Authorization: Bearer rl_...`."
     ),
     auth=AUTH,
@@ -36,4 +38,5 @@ def _forbidden(request, exc):
 api.add_router("/", router)
 api.add_router("/", judging_router)
 api.add_router("/", exports_router)
+api.add_router("/", labeling_router)
 api.add_router("/", projects_router)

@@ -9,7 +9,7 @@ from ninja import Router, Schema, Status
 
 from apps.api.auth import project_access
 from apps.exports.models import Export, ExportFormat
-from apps.exports.services import GateRefused, judge_export
+from apps.exports.services import GateRefused, judge_export, refusal_line
 from apps.exports.views import download_response
 from apps.judging.models import JudgeRun
 from apps.projects.access import Need, get_project_for_user
@@ -47,6 +47,8 @@ class ExportOut(Schema):
     content_hash: str
     artifact_sha256: str
     download: str
+    status_reason: str
+    warnings: list[str]
 
 
 def _out(export: Export) -> dict:
@@ -56,7 +58,8 @@ def _out(export: Export) -> dict:
             "rubric": export.rubric_version.rubric.slug,
             "version": export.rubric_version.number, "content_hash": export.content_hash,
             "artifact_sha256": export.artifact_sha256,
-            "download": f"/api/v1/exports/{export.pk}/bundle.zip"}
+            "download": f"/api/v1/exports/{export.pk}/bundle.zip",
+            "status_reason": export.status.reason, "warnings": export.status.warnings}
 
 
 @router.post("projects/{slug}/exports",
@@ -70,8 +73,8 @@ def create_export(request, slug: str, payload: ExportIn):
                               force=payload.force, model=payload.model,
                               reference_column=payload.reference_column)
     except GateRefused as exc:
-        return Status(409, Refused(detail="the judge does not pass the gate; force=true "
-                                          "exports it as UNCALIBRATED", reasons=exc.reasons))
+        return Status(409, Refused(detail=refusal_line(exc.reasons) + "; force=true exports "
+                                          "it as UNCALIBRATED", reasons=exc.reasons))
     except ValidationError as exc:
         return Status(422, Error(detail="; ".join(exc.messages)))
     return Status(201, _out(export))

@@ -125,11 +125,21 @@ def consistency(d: CriterionData, run: JudgeRun) -> dict:
 def bias_audit(data: list[CriterionData], *, run: JudgeRun, dataset: Dataset,
                orders: dict) -> dict:
     lengths = _lengths(dataset)
+    humans = {}
+    if any(d.scale["type"] == scales.PAIRWISE for d in data):
+        # The people's own position bias, from the order each saw (labels made on screen),
+        # beside the judge's: the same figures with the left side as "shown first".
+        from apps.labeling.models import HumanLabel
+        from apps.labeling.position import human_position_bias
+
+        humans = human_position_bias(HumanLabel.objects.filter(item__dataset=dataset),
+                                     [d.criterion for d in data])
     out = {}
     for d in data:
         entry = {"length": length_bias(d, lengths, d.reference()),
                  "consistency": consistency(d, run)}
         if d.scale["type"] == scales.PAIRWISE:
             entry["position"] = position_bias(orders.get(d.key, []))
+            entry["position"]["humans"] = humans.get(d.key, {"annotators": {}, "all": None})
         out[d.key] = entry
     return out

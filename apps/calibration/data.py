@@ -3,6 +3,11 @@ verdicts for one rubric version and one dataset, criterion by criterion.
 
 Labels belong to (item, criterion key, scale signature), so a version reads exactly the labels
 made on the scale it uses (DESIGN.md invariants).
+
+Rounds: an annotator who labelled an item more than once (a repeat session) has one label per
+round. The report uses one of them per annotator and item, by a rule it names: the latest
+round (the default) or the first; the pairs of each annotator's previous and latest round
+give test-retest (intra-rater) agreement (docs/decisions/0009-label-rounds.md).
 """
 
 from __future__ import annotations
@@ -38,6 +43,11 @@ class CriterionData:
     # How annotators become one reference on ordinal scales: "majority" or "median"
     # (docs/decisions/0014); other scales always use the majority.
     rule: str = MAJORITY
+    # Annotator -> [(previous round's value, latest round's value)], one pair per item that
+    # the annotator labelled in two or more rounds.
+    retest: dict[str, list[tuple]] = field(default_factory=dict)
+    # Labels of earlier (or, with rounds="first", later) rounds left out by the rounds rule.
+    rounds_left_out: int = 0
 
     @property
     def key(self) -> str:
@@ -144,14 +154,23 @@ def read_value(scale: dict, text: str):
     return _read(scale, text)
 
 
-def load_criteria(version: RubricVersion, dataset: Dataset, *,
-                  rule: str = MAJORITY) -> list[CriterionData]:
+ROUND_RULES = ("latest", "first")
+
+
+def load_criteria(version: RubricVersion, dataset: Dataset, *, rule: str = MAJORITY,
+                  rounds: str = "latest") -> list[CriterionData]:
     """All criteria's labels in two queries (labels, gold), whatever the number of criteria.
+
+    `rounds` says which of an annotator's repeated labels of an item count: "latest" (the
+    default) or "first". Labels of round 1 are the usual case and cost nothing extra: only
+    items with a second round keep a per-round history.
 
     Plain fetches, not .iterator(): on PostgreSQL a server-side cursor makes the planner favour
     fast-start plans, and with fresh statistics after a big import that meant minutes instead of
     a fifth of a second for 150,000 labels (measured in benchmarks/bench_calibration.py).
     """
+    if rounds not in ROUND_RULES:
+        raise ValueError(f"rounds must be one of {', '.join(ROUND_RULES)}, not {rounds!r}")
     criteria = version_content(version)["criteria"]
     by_key = {
         c["key"]: CriterionData(criterion=c, annotators=[], human={}, gold={}, rule=rule)
@@ -159,19 +178,37 @@ def load_criteria(version: RubricVersion, dataset: Dataset, *,
     }
     signatures = {c["key"]: scales.scale_signature(c["scale"]) for c in criteria}
     annotators: dict[str, set[str]] = {key: set() for key in by_key}
+    # (key, item, annotator) -> {round: value}, only where a round other than 1 exists.
+    history: dict[tuple, dict[int, object]] = {}
     rows = HumanLabel.objects.filter(
         item__dataset=dataset, criterion_key__in=list(by_key)
-    ).values_list("criterion_key", "scale_signature", "item_id", "annotator", "value")
+    ).values_list("criterion_key", "scale_signature", "item_id", "annotator", "value", "round")
     memo: dict[str, dict[str, object]] = {key: {} for key in by_key}  # text -> value
-    for key, signature, item_id, annotator, text in rows:
+    for key, signature, item_id, annotator, text, number in rows:
         if signatures[key] != signature:
             continue  # a label made on another scale of this key: not comparable
         target = by_key[key]
         seen = memo[key]
         value = seen[text] if text in seen else seen.setdefault(text, _read(target.scale, text))
-        if value is not None:
-            target.human.setdefault(item_id, {})[annotator] = value
-            annotators[key].add(annotator)
+        if value is None:
+            continue
+        slot = target.human.setdefault(item_id, {})
+        if number != 1 or annotator in slot:
+            rounds_of = history.setdefault((key, item_id, annotator), {})
+            if annotator in slot and not rounds_of:
+                rounds_of[1] = slot[annotator]  # the round-1 label seen before this one
+            rounds_of[number] = value
+        slot[annotator] = value
+        annotators[key].add(annotator)
+    for (key, item_id, annotator), rounds_of in history.items():
+        target = by_key[key]
+        numbers = sorted(rounds_of)
+        chosen = numbers[-1] if rounds == "latest" else numbers[0]
+        target.human[item_id][annotator] = rounds_of[chosen]
+        target.rounds_left_out += len(numbers) - 1
+        if len(numbers) >= 2:
+            target.retest.setdefault(annotator, []).append(
+                (rounds_of[numbers[-2]], rounds_of[numbers[-1]]))
     gold = GoldLabel.objects.filter(
         item__dataset=dataset, criterion_key__in=list(by_key)
     ).values_list("criterion_key", "scale_signature", "item_id", "value")

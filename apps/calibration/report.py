@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import NamedTuple
 
 from django.utils import timezone
@@ -23,7 +24,9 @@ from apps.calibration.looks import looks_summary, record_looks
 from apps.calibration.splits import SplitView, ensure_split
 from apps.calibration.words import kappa_sentence
 from apps.datasets.models import Dataset
+from apps.judging import scoring
 from apps.judging.models import JudgeRun, RunKind
+from apps.labeling.agreement import intra_rater
 from apps.projects.models import Project
 from apps.rubrics import scales
 from apps.rubrics.models import RubricVersion
@@ -171,6 +174,9 @@ def criterion_report(d: CriterionData, *, thresholds: Thresholds,
         report["kappa_vs_annotators"][annotator] = {"n": len(a), "kappa": kappa,
                                                     "kappa_words": _words(kappa)}
     report.update(human_ceiling(d))
+    # Beside the humans' agreement with each other: each one's agreement with themselves.
+    report["intra_rater"] = intra_rater(d.retest, scale)
+    report["rounds_left_out"] = d.rounds_left_out
     if d.judge_flag:
         kept = {i: v for i, v in d.judge.items() if i not in d.judge_flag}
         a, b = _pairs(reference, kept)
@@ -252,21 +258,19 @@ def criterion_gate(r: dict, t: Thresholds) -> dict:
     return {"passed": not reasons, "applies": True, "reasons": reasons}
 
 
-def _item_scores(data: list[CriterionData], source: str) -> dict[int, float]:
-    weighted = [d for d in data if d.criterion["weight"] > 0]
-    if not weighted:
+def _item_scores(data: list[CriterionData], source: str) -> dict[int, Fraction]:
+    """Each item's reward from the judge's verdicts or the human reference, exactly (the
+    bundle's own function, apps/judging/scoring.py); items without a value on every weighted
+    criterion have none."""
+    per = {d.key: d.reference() if source == "human" else d.judge
+           for d in data if d.criterion["weight"] > 0}
+    if not per:
         return {}
-    per = []
-    for d in weighted:
-        values = d.reference() if source == "human" else d.judge
-        per.append((d, values))
-    common = set.intersection(*(set(values) for _, values in per))
-    total = sum(d.criterion["weight"] for d in weighted)
-    return {
-        item: sum(d.criterion["weight"] * scales.level_score(d.scale, values[item])
-                  for d, values in per) / total
-        for item in common
-    }
+    criteria = [d.criterion for d in data]
+    common = set.intersection(*(set(values) for values in per.values()))
+    return {item: scoring.weighted_reward(criteria, {key: values[item]
+                                                     for key, values in per.items()})
+            for item in common}
 
 
 def aggregate_report(data: list[CriterionData], threshold: float) -> dict:
@@ -279,9 +283,10 @@ def aggregate_report(data: list[CriterionData], threshold: float) -> dict:
            "pass_confusion": None}
     if len(h) < 2:
         return out
-    out["spearman"] = _num(stats.spearman(h, j))
-    hp = [x >= threshold for x in h]
-    jp = [x >= threshold for x in j]
+    # Equal exact rewards are equal floats, so rank ties stay ties.
+    out["spearman"] = _num(stats.spearman([float(x) for x in h], [float(x) for x in j]))
+    hp = [scoring.passes(x, threshold) for x in h]
+    jp = [scoring.passes(x, threshold) for x in j]
     tp = sum(1 for a, b in zip(hp, jp, strict=True) if a and b)
     fn = sum(1 for a, b in zip(hp, jp, strict=True) if a and not b)
     fp = sum(1 for a, b in zip(hp, jp, strict=True) if not a and b)
@@ -301,6 +306,12 @@ def judges_for(version: RubricVersion, dataset: Dataset):
                                    rescore__isnull=True).order_by("kind", "name", "-created_at")
 
 
+ROUNDS_WORDS = {
+    "latest": "each annotator's latest round of an item (earlier rounds only for test-retest)",
+    "first": "each annotator's first round of an item (later rounds only for test-retest)",
+}
+
+
 class Inputs(NamedTuple):
     """What a report is computed from: every criterion's labels with the judge attached (all
     items), the pairwise both-order answers, and the split (None while nothing is labelled)."""
@@ -311,9 +322,10 @@ class Inputs(NamedTuple):
 
 
 def load_inputs(version: RubricVersion, dataset: Dataset, run: JudgeRun | None, *,
-                user=None) -> Inputs:
-    """Labels, gold, the split (drawn on first use) and the judge's verdicts."""
-    data = load_criteria(version, dataset)
+                user=None, rounds: str = "latest") -> Inputs:
+    """Labels, gold, the split (drawn on first use) and the judge's verdicts; `rounds`: which
+    of an annotator's repeated labels of an item count."""
+    data = load_criteria(version, dataset, rounds=rounds)
     view = ensure_split(version=version, dataset=dataset, data=data, user=user)
     orders: dict = {}
     if run is not None:
@@ -376,17 +388,20 @@ def calibration_report(*, version: RubricVersion, dataset: Dataset, run: JudgeRu
                        thresholds: Thresholds | None = None, with_bias: bool = True,
                        inputs: Inputs | None = None, part: str = "test", user=None,
                        source: str = "report", also_seen: tuple[JudgeRun, ...] = (),
-                       looks: dict | None = None) -> dict:
+                       looks: dict | None = None, rounds: str = "latest") -> dict:
     """The whole report as JSON-ready data (the dashboard, the command and the API use it).
 
     `part` chooses the items: "test" (the default, what the gate and exports use), "dev" or
     "all". A report that shows test results records a look (`source` says where), also for
     the runs in `also_seen` (a page that shows several judges records them together); pass
-    `looks` (a summary already read) to record nothing. `inputs` (from load_inputs) lets a
-    page that also lists disagreements load the data once.
+    `looks` (a summary already read) to record nothing. `inputs` (from load_inputs, with the
+    same `rounds`) lets a page that also lists disagreements load the data once. `rounds`:
+    which of an annotator's repeated labels count ("latest" or "first"); the report names
+    the rule.
     """
     thresholds = thresholds or Thresholds.for_project(dataset.project)
-    inputs = inputs if inputs is not None else load_inputs(version, dataset, run, user=user)
+    inputs = inputs if inputs is not None else load_inputs(version, dataset, run, user=user,
+                                                           rounds=rounds)
     scope = choose_scope(inputs.split, part, thresholds)
     data, orders = scoped(inputs, scope)
     criteria = {
@@ -428,6 +443,8 @@ def calibration_report(*, version: RubricVersion, dataset: Dataset, run: JudgeRu
         "split": view.describe() if view is not None else None,
         "test_looks": looks if looks is not None else looks_summary(
             view.split if view is not None else None),
+        "rounds": {"rule": rounds, "words": ROUNDS_WORDS[rounds],
+                   "labels_left_out": sum(d.rounds_left_out for d in data)},
         "criteria": criteria,
         "aggregate": aggregate_report(data, version.pass_threshold),
         "gate": {"passed": run is not None and bool(applicable) and not reasons,

@@ -12,7 +12,9 @@ class NoSuchDataset(LookupError):
 
 
 def dataset_by_name(project, name: str) -> Dataset:
-    dataset = Dataset.objects.filter(project=project, name=name).first()
+    # A NUL is never in a name (PostgreSQL refuses it in a query: a 500 instead of this 404).
+    dataset = (None if "\x00" in name
+               else Dataset.objects.filter(project=project, name=name).first())
     if dataset is None:
         names = list(Dataset.objects.filter(project=project).order_by("name")
                      .values_list("name", flat=True)[:20])

@@ -83,6 +83,11 @@ def _loads(text: str):
         raise _NotJson(f"{exc.msg} (column {exc.colno})") from None
     except RecursionError:
         raise _NotJson("nested too deeply") from None
+    except _NotJson:
+        raise
+    except ValueError as exc:
+        # Python refuses to read an integer of more than 4,300 digits (int_max_str_digits).
+        raise _NotJson(f"a number too long to read ({str(exc)[:60]})") from None
 
 
 def _text_problem(value) -> str | None:
@@ -106,6 +111,15 @@ def _text_problem(value) -> str | None:
             if found:
                 return found
     return None
+
+
+def json_text_problem(value) -> str | None:
+    """Why a parsed value (any JSON shape) cannot be stored as text, or None. Also for other
+    importers of JSON (labels from other tools)."""
+    try:
+        return _text_problem(value)
+    except RecursionError:
+        return "nested too deeply"
 
 
 def _unstorable(row: dict, line: int) -> RowProblem | None:

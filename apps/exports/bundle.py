@@ -18,7 +18,14 @@ from pathlib import Path
 
 from django.utils import timezone
 
+from apps.exports.evidence import (
+    DATASET_HASH_RECIPE,
+    dataset_content_sha256,
+    prompt_sha256,
+    samples_asked,
+)
 from apps.exports.readme import render_readme
+from apps.judging import scoring as scoring_module
 from apps.judging import verdicts as verdicts_module
 from apps.judging.models import JudgeRun
 from apps.rubrics import prompting as prompting_module
@@ -27,8 +34,25 @@ from apps.rubrics import yaml_io
 from apps.rubrics.selectors import judge_spec, version_content
 
 FORMAT_VERSION = 1
-RUNTIME = Path(__file__).with_name("reward_runtime.py")
+# reward.py's own code after the embedded modules, in this order (the last one runs `_main`).
+RUNTIME = [Path(__file__).with_name(name) for name in
+           ("reward_runtime.py", "reward_processes.py", "reward_adapters.py",
+            "reward_serve.py")]
 _IMPORT_RE = re.compile(r"^from apps\.[\w.]+ import (\w+)\s*$", re.MULTILINE)
+
+
+@dataclass
+class ExportStatus:
+    """CALIBRATED or not, and why (apps/exports/evidence.py)."""
+
+    calibrated: bool
+    reason: str
+    reasons: list[str]
+    warnings: list[str]
+
+    @property
+    def state(self) -> str:
+        return "CALIBRATED" if self.calibrated else "UNCALIBRATED"
 
 
 @dataclass
@@ -58,28 +82,34 @@ def reward_name(version) -> str:
     return f"rubriclab_{slug}_v{version.number}"
 
 
-def judge_document(*, run: JudgeRun, model: dict, reference_column: str) -> dict:
-    """judge.json: everything needed to ask this judge the calibrated questions again."""
+def judge_document(*, run: JudgeRun, model: dict, reference_column: str,
+                   status: ExportStatus) -> dict:
+    """judge.json: everything needed to ask this judge the calibrated questions again, and
+    whether its calibration is evidence for it (`status`)."""
     version = run.rubric_version
     content = version_content(version)
     spec = judge_spec(version)
     pairwise = version.rubric.mode == "pairwise"
+    judge = {
+        "description": spec["description"], "system_template": spec["system_template"],
+        "user_template": spec["user_template"], "criteria": spec["criteria"],
+        "fence_notice": prompting_module.FENCE_NOTICE,
+    }
     return {
         "format": "rubriclab-judge",
         "format_version": FORMAT_VERSION,
+        "status": {"state": status.state, "reason": status.reason,
+                   "reasons": status.reasons, "warnings": status.warnings},
         "rubric": {
             "slug": version.rubric.slug, "name": version.rubric.name,
             "version": version.number, "content_hash": version.content_hash,
             "mode": version.rubric.mode, "pass_threshold": version.pass_threshold,
             "description": content["description"],
         },
-        "judge": {
-            "description": spec["description"], "system_template": spec["system_template"],
-            "user_template": spec["user_template"], "criteria": spec["criteria"],
-            "fence_notice": prompting_module.FENCE_NOTICE,
-        },
+        "judge": judge,
+        "prompt_sha256": prompt_sha256(judge, model),
         "criteria": content["criteria"],
-        "model": model,
+        "model": {**model, "samples_asked": samples_asked(model)},
         "output_schema": {c["key"]: prompting_module.response_schema(c)["json_schema"]["schema"]
                           for c in content["criteria"]},
         "aggregation": {
@@ -88,7 +118,11 @@ def judge_document(*, run: JudgeRun, model: dict, reference_column: str) -> dict
             "criterion_score": "binary: the value; ordinal: (v - 1) / (N - 1); categories: the "
                                "level's score; pairwise: A 1, tie 0.5, B 0",
             "samples": "K samples combined: mean rounded to the nearest level (halves up) for "
-                       "binary and ordinal, majority for categories and pairwise",
+                       "binary and ordinal, majority for categories and pairwise; a sample "
+                       "without a verdict (asked twice, still unreadable, or failed) is left "
+                       "out; at temperature 0 one sample is asked (samples_asked)",
+            "exact": "weights and scores as written (0.1 is 1/10), summed as fractions",
+            "failure": "no reward when a weighted criterion has no valid sample",
         },
         "pairwise": {
             "orders": ["AB", "BA"] if pairwise else [],
@@ -106,12 +140,13 @@ def _module_source(module) -> str:
     return _IMPORT_RE.sub("", inspect.getsource(module))
 
 
-def reward_source(*, judge_json: bytes, name: str, calibrated: bool, reference_column: str,
+def reward_source(*, judge_json: bytes, name: str, status: ExportStatus, reference_column: str,
                   docstring: str) -> str:
     embedded = {
         "scales": _module_source(scales_module),
         "prompting": _module_source(prompting_module),
         "verdicts": _module_source(verdicts_module),
+        "scoring": _module_source(scoring_module),
     }
     # Names are user text: escaped, so no quote or backslash in them ends the docstring.
     docstring = docstring.replace("\\", "\\\\").replace('"', '\\"')
@@ -123,6 +158,7 @@ import asyncio
 import atexit
 import collections
 import hashlib
+import hmac
 import json
 import os
 import random
@@ -132,7 +168,8 @@ import types
 
 JUDGE_SHA256 = {hashlib.sha256(judge_json).hexdigest()!r}
 REWARD_NAME = {name!r}
-CALIBRATED = {calibrated!r}
+CALIBRATED = {status.calibrated!r}
+STATUS_REASON = {status.reason!r}
 REFERENCE_COLUMN = {reference_column!r}
 _EMBEDDED = {json.dumps(embedded, indent=0)}
 
@@ -150,24 +187,30 @@ def _embed(name, **given):
 scales = _embed("scales")
 prompting = _embed("prompting", scales=scales)
 verdicts = _embed("verdicts", scales=scales)
+scoring = _embed("scoring", scales=scales, verdicts=verdicts)
 
 '''
-    lines = RUNTIME.read_text(encoding="utf-8").splitlines(keepends=True)
-    while lines and lines[0].startswith("#"):
-        lines.pop(0)  # the runtime file's own notes, not for the bundle
-    return header + "".join(lines)
+    parts = []
+    for path in RUNTIME:
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        while lines and lines[0].startswith("#"):
+            lines.pop(0)  # the runtime files' own notes, not for the bundle
+        parts.append("".join(lines))
+    return header + "\n\n".join(parts)
 
 
 def build_bundle(*, run: JudgeRun, report: dict, model: dict, forced: bool,
-                 reference_column: str = "reference") -> Bundle:
+                 status: ExportStatus, reference_column: str = "reference") -> Bundle:
     version = run.rubric_version
-    calibrated = bool(report["gate"]["passed"])
+    calibrated = status.calibrated
     name = reward_name(version)
-    status = "CALIBRATED" if calibrated else "UNCALIBRATED"
-    judge = judge_document(run=run, model=model, reference_column=reference_column)
+    judge = judge_document(run=run, model=model, reference_column=reference_column,
+                           status=status)
     judge_json = (json.dumps(judge, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
     calibration = {
-        "status": status,
+        "status": status.state,
+        "status_reason": status.reason,
+        "status_reasons": status.reasons,
         "exported_at": timezone.now().isoformat(),
         "exported_despite_gate": forced and not calibrated,
         "rubric": {"slug": version.rubric.slug, "version": version.number,
@@ -175,6 +218,17 @@ def build_bundle(*, run: JudgeRun, report: dict, model: dict, forced: bool,
         "judge_run": {"id": run.pk, "name": run.name, "kind": run.kind,
                       "created_at": run.created_at.isoformat(),
                       "finished_at": run.finished_at.isoformat() if run.finished_at else None},
+        "evidence": {
+            "verdicts": run.kind, "model": run.model or None,
+            "sampling": {"temperature": run.temperature, "max_tokens": run.max_tokens,
+                         "use_schema": run.use_schema, "samples": run.samples},
+            "rubric_content_hash": version.content_hash,
+            "prompt_sha256": judge["prompt_sha256"],
+            "bundle_model": model["model"],
+        },
+        "dataset": {"name": run.dataset.name, "items": run.dataset.item_count,
+                    "content_sha256": dataset_content_sha256(run.dataset),
+                    "content_sha256_recipe": DATASET_HASH_RECIPE},
         "note": ("The verdicts measured here were imported: they were produced outside "
                  "RubricLab, with that judge's own prompt. The bundle asks the model with this "
                  "rubric's prompt.") if run.kind == "imported" else "",
@@ -183,11 +237,12 @@ def build_bundle(*, run: JudgeRun, report: dict, model: dict, forced: bool,
     calibration_json = (json.dumps(calibration, indent=2, ensure_ascii=False) + "\n").encode()
     summary = _summary(report)
     docstring = (f"RubricLab reward: {version.rubric.name} v{version.number} judged by "
-                 f"{model['model']} — {status}.\n\n{summary}\n\nSee README.md in this bundle.")
-    reward = reward_source(judge_json=judge_json, name=name, calibrated=calibrated,
+                 f"{model['model']} — {status.state} ({status.reason}).\n\n{summary}\n\n"
+                 "See README.md in this bundle.")
+    reward = reward_source(judge_json=judge_json, name=name, status=status,
                            reference_column=reference_column, docstring=docstring)
-    readme = render_readme(run=run, report=report, model=model, name=name,
-                           calibrated=calibrated, judge=judge)
+    readme = render_readme(run=run, report=report, model=model, name=name, status=status,
+                           judge=judge)
     files = {
         "judge.json": judge_json,
         "calibration.json": calibration_json,

@@ -9,6 +9,7 @@ what it does not: template namespaces only `item` and `sample`, `range` of two n
 from __future__ import annotations
 
 import re
+import secrets
 
 from apps.rubrics import prompting, scales
 
@@ -17,12 +18,13 @@ _FORMULA_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # Our template variables in OpenAI's template language.
 SAMPLE = "{{sample.output_text}}"
+REFERENCE = "{{item.reference}}"
 ITEM_VARIABLES = {
     "prompt": "{{item.prompt}}",
     "response": SAMPLE,
     "response_a": SAMPLE,
-    "response_b": "{{item.reference}}",
-    "reference": "{{item.reference}}",
+    "response_b": REFERENCE,
+    "reference": REFERENCE,
 }
 
 
@@ -30,19 +32,41 @@ def _provider_model(model: str) -> str:
     return model.split("/", 1)[1] if model.startswith("openai/") else model
 
 
-def _messages(spec: dict, criterion: dict, instruction: str) -> list[dict]:
+def fence_ids() -> dict[str, str]:
+    """A fresh random id per fenced field, for one export. In the app a fence's id is a hash of
+    the text it holds; a grader's text is a template variable, so its id is drawn per export:
+    the model being trained cannot know it, so cannot write the end marker into its answer."""
+    return {name: secrets.token_hex(5) for name in ITEM_VARIABLES}
+
+
+def grader_uses_reference(spec: dict, dataset) -> bool:
+    """Whether the grader's items need a `reference`: always for pairwise (the reference is
+    response B); for pointwise only when the prompt uses {{ reference }} and the judge was
+    calibrated on items that have one (otherwise the calibrated prompt had it empty)."""
+    if spec.get("mode") == "pairwise":
+        return True
+    used = prompting.variables_used(spec["user_template"]) | prompting.variables_used(
+        spec.get("system_template") or "")
+    return "reference" in used and dataset.items.exclude(reference="").exists()
+
+
+def _messages(spec: dict, criterion: dict, instruction: str, *, ids: dict[str, str],
+              uses_reference: bool) -> list[dict]:
     """Our system and user templates with OpenAI template variables in the fenced places."""
-    context = {name: f"<<<{name.upper()}>>>\n{value}\n<<<END {name.upper()}>>>"
-               for name, value in ITEM_VARIABLES.items()}
+    context = {}
+    for name, value in ITEM_VARIABLES.items():
+        if value == REFERENCE and not uses_reference:
+            context[name] = prompting.fence(name, "")  # as the calibrated prompt had it
+            continue
+        tag, marker = name.upper(), ids[name]
+        context[name] = f"<<<{tag} {marker}>>>\n{value}\n<<<END {tag} {marker}>>>"
     context["task"] = spec.get("description") or ""
     context["criterion"] = prompting.render_criterion(criterion)
     context["criteria"] = prompting.render_criteria(spec["criteria"])
     system = prompting.render_template(spec.get("system_template") or "", context).strip()
     user = prompting.render_template(spec["user_template"], context).strip()
-    notice = prompting.FENCE_NOTICE.replace("<<<NAME id>>>", "<<<NAME>>>").replace(
-        "<<<END NAME id>>>", "<<<END NAME>>>")
     return [
-        {"role": "system", "content": f"{system}\n\n{notice}".strip()},
+        {"role": "system", "content": f"{system}\n\n{prompting.FENCE_NOTICE}".strip()},
         {"role": "user", "content": f"{user}\n\n{instruction}"},
     ]
 
@@ -62,31 +86,33 @@ def _sampling(model: dict) -> dict:
     return {"temperature": model["temperature"], "max_completions_tokens": model["max_tokens"]}
 
 
-def score_model(spec: dict, criterion: dict, model: dict, *, name: str) -> dict:
+def score_model(spec: dict, criterion: dict, model: dict, *, name: str, **render) -> dict:
     return {
         "type": "score_model", "name": name, "model": _provider_model(model["model"]),
-        "input": _messages(spec, criterion, _score_instruction(criterion)),
+        "input": _messages(spec, criterion, _score_instruction(criterion), **render),
         "range": [0, 1], "sampling_params": _sampling(model),
     }
 
 
-def pairwise_score_model(spec: dict, criterion: dict, model: dict, *, name: str) -> dict:
+def pairwise_score_model(spec: dict, criterion: dict, model: dict, *, name: str,
+                         **render) -> dict:
     instruction = ("Response A is the sample, response B the reference. Reply with a number "
                    "only: 1 if A is better, 0.5 if neither is clearly better, 0 if B is "
                    "better.")
     return {
         "type": "score_model", "name": name, "model": _provider_model(model["model"]),
-        "input": _messages(spec, criterion, instruction), "range": [0, 1],
+        "input": _messages(spec, criterion, instruction, **render), "range": [0, 1],
         "sampling_params": _sampling(model),
     }
 
 
-def pairwise_label_model(spec: dict, criterion: dict, model: dict, *, name: str) -> dict:
+def pairwise_label_model(spec: dict, criterion: dict, model: dict, *, name: str,
+                         **render) -> dict:
     instruction = ("Response A is the sample, response B the reference. Reply with one word: "
                    "better (A is better), tie, or worse (B is better).")
     return {
         "type": "label_model", "name": name, "model": _provider_model(model["model"]),
-        "input": _messages(spec, criterion, instruction),
+        "input": _messages(spec, criterion, instruction, **render),
         "labels": ["better", "tie", "worse"], "passing_labels": ["better", "tie"],
     }
 
@@ -114,25 +140,27 @@ def formula_names(keys: list[str]) -> dict[str, str]:
     return out
 
 
-def build_graders(spec: dict, model: dict, *, name: str) -> dict:
+def build_graders(spec: dict, model: dict, *, name: str, uses_reference: bool = True) -> dict:
     """{"grader": fine-tuning grader, "label_grader": evaluation grader or None}."""
     weighted = [c for c in spec["criteria"] if c["weight"] > 0]
     pairwise = spec.get("mode") == "pairwise"
     make = pairwise_score_model if pairwise else score_model
+    render = {"ids": fence_ids(), "uses_reference": uses_reference or pairwise}
     if len(weighted) == 1:
-        grader = make(spec, weighted[0], model, name=name)
+        grader = make(spec, weighted[0], model, name=name, **render)
     else:
         total = sum(c["weight"] for c in weighted)
         names = formula_names([c["key"] for c in weighted])
         formula = " + ".join(f"{c['weight']:g} * {names[c['key']]}" for c in weighted)
         grader = {
             "type": "multi", "name": name,
-            "graders": {names[c["key"]]: make(spec, c, model, name=c["key"]) for c in weighted},
+            "graders": {names[c["key"]]: make(spec, c, model, name=c["key"], **render)
+                        for c in weighted},
             "calculate_output": f"({formula}) / {total:g}",
         }
     label = None
     if pairwise:
-        label = pairwise_label_model(spec, weighted[0], model, name=f"{name}_label")
+        label = pairwise_label_model(spec, weighted[0], model, name=f"{name}_label", **render)
     return {"grader": grader, "label_grader": label}
 
 

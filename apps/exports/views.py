@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from apps.exports.forms import ExportForm
 from apps.exports.models import Export
-from apps.exports.services import GateRefused, judge_export
+from apps.exports.services import GateRefused, judge_export, stored_status
 from apps.judging.models import JudgeRun
 from apps.projects.access import Need, get_project_for_user
 
@@ -67,6 +67,8 @@ def export_create(request: HttpRequest, slug: str) -> HttpResponse:
         else:
             state = "calibrated" if export.calibrated else "UNCALIBRATED (exported anyway)"
             messages.success(request, f"Exported {export.filename}: {state}.")
+            for warning in export.status.warnings:
+                messages.warning(request, warning)
             return redirect("export_detail", slug=slug, export_id=export.pk)
     status = 422 if (refused or form.errors) else 200
     return render(request, "exports/export_create.html", {
@@ -79,7 +81,8 @@ def export_create(request: HttpRequest, slug: str) -> HttpResponse:
 def export_detail(request: HttpRequest, slug: str, export_id: int) -> HttpResponse:
     export, access = get_export_for_user(request.user, slug, export_id)
     return render(request, "exports/export_detail.html", {
-        "access": access, "project": access.project, "export": export, "nav": "exports"})
+        "access": access, "project": access.project, "export": export,
+        "status": stored_status(export), "nav": "exports"})
 
 
 @login_required

@@ -16,7 +16,7 @@ from apps.judging.ingest import ImportedRuns, clean_judgments, verdicts_insert
 from apps.labeling.ingest import clean_labels, labels_insert
 from apps.projects.models import Project
 from apps.rubrics.models import RubricVersion
-from apps.rubrics.selectors import version_content, version_for_import
+from apps.rubrics.selectors import version_content, version_for_import, why_no_rubric
 
 log = logging.getLogger(__name__)
 BATCH = 2000
@@ -127,12 +127,9 @@ class _Import:
         if self.version is None:
             if not self.asked_for_rubric:
                 self.asked_for_rubric = True
-                which = f"'{self.rubric_slug}'" if self.rubric_slug else f"a {self.kind} rubric"
-                self.problem(RowProblem(
-                    line, "labels",
-                    f"rows carry labels or verdicts, but {which} to check them against was not "
-                    "found: create the rubric first, or name it (--rubric SLUG)",
-                ))
+                why = why_no_rubric(self.project, mode=self.kind, rubric_slug=self.rubric_slug)
+                self.problem(RowProblem(line, "labels",
+                                        f"rows carry labels or verdicts, but {why}"))
             return None
         if self.version.rubric.mode != self.kind:
             if not self.asked_for_rubric:

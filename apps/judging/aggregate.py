@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from apps.judging.models import JudgeRun, Judgment, JudgmentStatus, Verdict
-from apps.judging.verdicts import combine, pairwise_sample_value
+from apps.judging.scoring import criterion_verdict, pairwise_sample
 from apps.rubrics import scales
 from apps.rubrics.selectors import version_content
 
@@ -47,19 +47,19 @@ def build_verdicts(run: JudgeRun, *, batch: int | None = None) -> int:
             by_sample: dict[int, dict[str, str]] = defaultdict(dict)
             for sample, order, value, _ in rows:
                 by_sample[sample][order] = value
-            values = [
-                pairwise_sample_value(orders["AB"], orders["BA"])
-                for orders in by_sample.values()
-                if "AB" in orders and "BA" in orders
-            ]
+            values = [pairwise_sample(orders.get("AB"), orders.get("BA"))
+                      for orders in by_sample.values()]
         else:
             values = [scales.coerce_value(scale, value) for _, _, value, _ in rows]
-        if not values:
+        # Only answered samples are here (failed and invalid calls are not DONE): the verdict
+        # combines the valid ones, as reward.py does (apps/judging/scoring.py).
+        verdict = criterion_verdict(scale, values)
+        if verdict is None:
             continue
-        value, mean, spread, flag = combine(scale, values)
+        value, mean, spread, flag, n_valid = verdict
         verdicts.append(Verdict(
             run=run, item_id=item_id, criterion_key=key, value=scales.value_to_text(value),
-            mean=mean, spread=spread, n_samples=len(values), rationale=rationale, flag=flag,
+            mean=mean, spread=spread, n_samples=n_valid, rationale=rationale, flag=flag,
         ))
     Verdict.objects.bulk_create(verdicts, batch_size=1000, ignore_conflicts=True)
     return len(verdicts)

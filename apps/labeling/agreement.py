@@ -1,6 +1,12 @@
 """Human agreement within one labelling session, per criterion, with apps.calibration.stats
 (the one statistics module): Krippendorff's alpha, Cohen's kappa for every pair of
-annotators, and each annotator against the others, so that a careless annotator stands out.
+annotators, and each annotator against the others, so that a careless annotator stands out;
+and beside it each annotator against themselves (test-retest, intra-rater kappa) where the
+session gave them items they had labelled before.
+
+Rounds: a session holds one answer per annotator and item (one round), so inter-rater figures
+use exactly the session's labels. Intra-rater figures pair each of those with the same
+annotator's previous round of the item (docs/decisions/0009-label-rounds.md).
 
 Weighting follows the calibration report (docs/decisions/0003): quadratic kappa and ordinal
 alpha for ordinal scales, unweighted kappa and nominal alpha for everything else.
@@ -14,7 +20,7 @@ from dataclasses import dataclass, field
 
 from apps.calibration import stats
 from apps.labeling.models import HumanLabel, LabelingSession
-from apps.labeling.selectors import session_criteria
+from apps.labeling.selectors import same_scale, session_criteria
 from apps.rubrics import scales
 
 # An annotator whose mean kappa with the others is this far below the others' median is
@@ -61,6 +67,61 @@ class CriterionAgreement:
     alpha_words: str = "undefined"
     pairs: list[PairKappa] = field(default_factory=list)
     per_annotator: list[AnnotatorAgreement] = field(default_factory=list)
+    # Test-retest: annotator -> {"n", "agreement", "kappa", "kappa_words"} (intra_rater()).
+    retest: dict[str, dict] = field(default_factory=dict)
+
+
+def intra_rater(pairs: dict[str, list[tuple]], scale: dict) -> dict[str, dict]:
+    """Each annotator against their own earlier answers: `pairs` maps an annotator to
+    (earlier value, later value) per item. Same weighting as inter-rater kappa (quadratic for
+    ordinal scales, none otherwise), so the two can be read side by side."""
+    labels = scales.allowed_values(scale)
+    weights = "quadratic" if scale["type"] == scales.ORDINAL else None
+    out = {}
+    for name in sorted(pairs):
+        earlier = [a for a, _ in pairs[name]]
+        later = [b for _, b in pairs[name]]
+        kappa = _num(stats.cohen_kappa(earlier, later, labels=labels, weights=weights))
+        out[name] = {
+            "n": len(later),
+            "agreement": _num(stats.percent_agreement(earlier, later)),
+            "kappa": kappa,
+            "kappa_words": stats.landis_koch(math.nan if kappa is None else kappa),
+        }
+    return out
+
+
+def _earlier_rounds(session: LabelingSession, criteria: list[dict]) -> dict[str, dict]:
+    """key -> annotator -> [(previous round's value, this session's value)] for the session's
+    labels that are a repeat (round > 1) of the same annotator's earlier label."""
+    by_key = {c["key"]: c for c in criteria}
+    repeats = list(HumanLabel.objects.filter(session=session, round__gt=1).values_list(
+        "criterion_key", "scale_signature", "item_id", "annotator", "value", "round"))
+    out: dict[str, dict] = {key: {} for key in by_key}
+    if not repeats:
+        return out
+    history: dict[tuple, dict[int, str]] = {}
+    earlier = HumanLabel.objects.filter(
+        item_id__in={r[2] for r in repeats}, annotator__in={r[3] for r in repeats},
+    ).filter(same_scale(criteria)).values_list("criterion_key", "item_id", "annotator", "round",
+                                               "value")
+    for key, item_id, annotator, number, text in earlier:
+        history.setdefault((key, item_id, annotator), {})[number] = text
+    for key, signature, item_id, annotator, text, number in repeats:
+        criterion = by_key.get(key)
+        if criterion is None or criterion["signature"] != signature:
+            continue
+        before = [r for r in history.get((key, item_id, annotator), {}) if r < number]
+        if not before:
+            continue
+        try:
+            pair = (scales.coerce_value(criterion["scale"],
+                                        history[(key, item_id, annotator)][max(before)]),
+                    scales.coerce_value(criterion["scale"], text))
+        except ValueError:
+            continue
+        out[key].setdefault(annotator, []).append(pair)
+    return out
 
 
 def _load(session: LabelingSession, criteria: list[dict]) -> dict[str, dict[int, dict]]:
@@ -147,26 +208,10 @@ def _flag(rows: list[AnnotatorAgreement]) -> None:
 def session_agreement(session: LabelingSession) -> list[CriterionAgreement]:
     criteria = session_criteria(session)
     labels = _load(session, criteria)
-    return [_criterion(c, labels[c["key"]]) for c in criteria]
-
-
-def disagreements(session: LabelingSession) -> list[dict]:
-    """Items of the session where its annotators disagree on a criterion (two or more labels,
-    not all equal), for adjudication: [{"item_id", "key", "labels": [(annotator, value,
-    comment)]}], in item order."""
-    criteria = session_criteria(session)
-    by_key = {c["key"]: c for c in criteria}
-    found: dict[tuple[int, str], list] = {}
-    rows = HumanLabel.objects.filter(session=session).values_list(
-        "item_id", "criterion_key", "scale_signature", "annotator", "value", "comment")
-    for item_id, key, signature, annotator, value, comment in rows.order_by("annotator"):
-        criterion = by_key.get(key)
-        if criterion is not None and criterion["signature"] == signature:
-            found.setdefault((item_id, key), []).append((annotator, value, comment))
-    order = {c["key"]: i for i, c in enumerate(criteria)}
-    return [
-        {"item_id": item_id, "key": key, "labels": labels}
-        for (item_id, key), labels in sorted(found.items(), key=lambda f: (f[0][0],
-                                                                           order[f[0][1]]))
-        if len(labels) >= 2 and len({v for _, v, _ in labels}) > 1
-    ]
+    retest = _earlier_rounds(session, criteria)
+    out = []
+    for c in criteria:
+        figures = _criterion(c, labels[c["key"]])
+        figures.retest = intra_rater(retest[c["key"]], c["scale"])
+        out.append(figures)
+    return out

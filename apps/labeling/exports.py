@@ -3,9 +3,10 @@ format of DESIGN.md, so that `dataset_import` reads them back as labels.
 
 Each row is one item with its labels:
     {"id", "prompt", "response" | "response_a" + "response_b", "reference", "metadata",
-     "labels": [{"annotator", "criterion", "value", "comment", "time", "shown_order"}]}
+     "labels": [{"annotator", "criterion", "value", "comment", "time", "shown_order", "round"}]}
 `value` is in the item's terms (pairwise "A" means response_a); `shown_order` says what the
-annotator saw on the left ("AB": response_a, "BA": response_b, "" when not labelled on screen).
+annotator saw on the left ("AB": response_a, "BA": response_b, "" when not labelled on screen);
+`round` numbers an annotator's repeated labels of the item (1 the first time).
 Rows are streamed in chunks of items, so memory does not grow with the dataset.
 """
 
@@ -70,14 +71,14 @@ def export_rows(labels: QuerySet[HumanLabel], dataset: Dataset) -> Iterator[dict
         items = Item.objects.in_bulk(chunk)
         grouped: dict[int, list[dict]] = {}
         rows = labels.filter(item_id__in=chunk).order_by("item_id", "criterion_key",
-                                                         "annotator", "id")
-        for item_id, annotator, key, signature, value, comment, created, order in (
+                                                         "annotator", "round", "id")
+        for item_id, annotator, key, signature, value, comment, created, order, number in (
                 rows.values_list("item_id", "annotator", "criterion_key", "scale_signature",
-                                 "value", "comment", "created_at", "shown_order")):
+                                 "value", "comment", "created_at", "shown_order", "round")):
             grouped.setdefault(item_id, []).append({
                 "annotator": annotator, "criterion": key,
                 "value": typed_value(signature, value), "comment": comment,
-                "time": created.isoformat(), "shown_order": order,
+                "time": created.isoformat(), "shown_order": order, "round": number,
             })
         for item_id in chunk:
             if item_id in grouped and item_id in items:

@@ -80,3 +80,38 @@ class GoldForm(forms.Form):
     criterion = forms.CharField(max_length=60, widget=forms.HiddenInput)
     value = forms.CharField(max_length=64)
     note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+MAPPING_EXAMPLE = """format: labelstudio        # or argilla
+item_id: id                # where a record names its item
+comment: notes             # optional: a text question kept as the comment
+criteria:
+  correct: {from: quality}
+  safe:
+    from: is_safe
+    values: {"yes": 1, "no": 0}
+annotators:                # optional: tool user id -> name
+  10: kim
+"""
+
+
+class ForeignLabelsForm(forms.Form):
+    """Labels from Label Studio or Argilla (docs/labeling.md, "Labels from and to other
+    tools")."""
+
+    dataset = forms.ChoiceField(label="Dataset", help_text="The items the labels belong to, "
+                                                           "matched by their ids.")
+    version = forms.ChoiceField(label="Rubric version (published)")
+    export = forms.FileField(label="Export file", help_text="Label Studio: the JSON export. "
+                             "Argilla: records saved as JSON (records.to_json).")
+    mapping = forms.CharField(label="Mapping", max_length=20_000,
+                              widget=forms.Textarea(attrs={"rows": 11, "spellcheck": "false"}),
+                              initial=MAPPING_EXAMPLE)
+    new_round = forms.BooleanField(
+        required=False, label="Store labels of annotators who already labelled an item as "
+                              "their next round (otherwise they are refused)")
+
+    def __init__(self, *args, versions=(), datasets=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["version"].choices = version_choices(versions)
+        self.fields["dataset"].choices = dataset_choices(datasets)

@@ -6,6 +6,8 @@ from apps.datasets.rows import RowProblem
 from apps.labeling.models import HumanLabel, LabelSource
 from apps.rubrics import scales
 
+MAX_ROUND = 1000  # rounds are repeats by one person: a few, never thousands
+
 
 def clean_labels(raw, *, criteria: dict[str, dict], line: int) -> tuple[list[dict], list]:
     """Check a row's `labels` list against the rubric's criteria (key -> criterion content)."""
@@ -44,12 +46,21 @@ def clean_labels(raw, *, criteria: dict[str, dict], line: int) -> tuple[list[dic
         except ValueError as exc:
             problems.append(RowProblem(line, f"{field}.value", str(exc)))
             continue
-        if (annotator, key) in seen:
+        number = label.get("round", 1)
+        if (not isinstance(number, int) or isinstance(number, bool)
+                or not 1 <= number <= MAX_ROUND):
+            problems.append(RowProblem(line, f"{field}.round",
+                                       f"a whole number from 1 to {MAX_ROUND} (the annotator's "
+                                       "first, second, ... label of the item)"))
+            continue
+        if (annotator, key, number) in seen:
+            more = "" if "round" in label else " (a repeat needs its own \"round\": 2, 3, ...)"
             problems.append(
-                RowProblem(line, field, f"a second label by {annotator!r} for {key!r}")
+                RowProblem(line, field,
+                           f"a second label by {annotator!r} for {key!r} in round {number}{more}")
             )
             continue
-        seen.add((annotator, key))
+        seen.add((annotator, key, number))
         comment = label.get("comment") or ""
         labels.append(
             {
@@ -58,6 +69,7 @@ def clean_labels(raw, *, criteria: dict[str, dict], line: int) -> tuple[list[dic
                 "scale_signature": scales.scale_signature(criterion["scale"]),
                 "value": scales.value_to_text(value),
                 "comment": comment if isinstance(comment, str) else str(comment),
+                "round": number,
             }
         )
     return labels, problems

@@ -11,14 +11,23 @@ from apps.rubrics.models import RubricVersion
 class LabelSource(models.TextChoices):
     IMPORT = "import", "Imported with the dataset"
     SCREEN = "screen", "Labelled on screen"
+    LABEL_STUDIO = "labelstudio", "Imported from Label Studio"
+    ARGILLA = "argilla", "Imported from Argilla"
+    API = "api", "Submitted through the API"
 
 
 class HumanLabel(models.Model):
-    """One annotator's value for one criterion of one item.
+    """One annotator's value for one criterion of one item, in one round.
 
     Labels belong to (item, criterion key, scale signature), not to a rubric version: a new version
     that keeps a criterion's key and scale keeps its labels, one that changes the scale starts
     afresh (DESIGN.md invariants).
+
+    `round` numbers an annotator's repeated labels of the same item: the first is round 1; when
+    a later session gives the same person the same item again, their answer is stored as the
+    next round beside the earlier one (never over it). Calibration and agreement use each
+    annotator's latest round unless told otherwise; the earlier rounds give test-retest
+    (intra-rater) agreement (docs/decisions/0009-label-rounds.md).
     """
 
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="human_labels")
@@ -35,18 +44,23 @@ class HumanLabel(models.Model):
     session = models.ForeignKey("LabelingSession", null=True, blank=True,
                                 on_delete=models.SET_NULL, related_name="labels")
     shown_order = models.CharField(max_length=2, blank=True)
+    # db_default too: bulk SQL (benchmarks, data migrations) that names no round gets round 1.
+    round = models.PositiveSmallIntegerField(default=1, db_default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["item", "criterion_key", "scale_signature", "annotator"],
-                name="human_label_unique",
+                fields=["item", "criterion_key", "scale_signature", "annotator", "round"],
+                name="human_label_round_unique",
             ),
+            models.CheckConstraint(condition=models.Q(round__gte=1), name="human_label_round_min"),
         ]
         indexes = [
-            models.Index(fields=["criterion_key", "scale_signature"], name="label_criterion_idx")
+            models.Index(fields=["criterion_key", "scale_signature"], name="label_criterion_idx"),
+            # Adjudication walks a session's labels in item order (agreement.py).
+            models.Index(fields=["session", "item"], name="label_session_item_idx"),
         ]
 
     def __str__(self) -> str:

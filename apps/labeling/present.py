@@ -3,9 +3,11 @@ the template gets). Only the item, the rubric and the annotator's own answers go
 verdict and no other annotator's label is ever read here.
 
 Pairwise items are shown in the annotator's order: `shown_order` "AB" puts response_a on the
-left, "BA" puts response_b there. The screen speaks of Left and Right; answers are mapped back
-to the item's A / B before they are stored (to_item_terms), and stored values are mapped to the
-screen again for display (to_screen_terms).
+left, "BA" puts response_b there. The screen speaks of Left and Right, and names them "Left (A)"
+and "Right (B)" so that the buttons and the rubric's anchors (written about A and B) say the same
+thing: on screen, the rubric's A is always the left response. Answers are mapped back to the
+item's A / B through the recorded order before they are stored (to_item_terms), and stored
+values are mapped to the screen again for display (to_screen_terms).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from apps.datasets.models import Item
 from apps.rubrics import scales
 
 SIDES = ("left", "right")
-SIDE_NAMES = {"left": "Left", "right": "Right"}
+SIDE_NAMES = {"left": "Left (A)", "right": "Right (B)"}
 
 
 # -- text -------------------------------------------------------------------------------------
@@ -49,12 +51,19 @@ class Shown:
     pairwise: bool
 
 
-def present_item(item: Item, *, pairwise: bool, shown_order: str) -> Shown:
+def present_item(item: Item, *, pairwise: bool, shown_order: str,
+                 item_terms: bool = False) -> Shown:
+    """The item's texts as a screen shows them. Pairwise: in the annotator's order, headed
+    "Left (A)" and "Right (B)" in the rubric's words; with `item_terms` (adjudication, where
+    values are the item's A and B) headed "Response A" and "Response B"."""
     if pairwise:
         texts = {"A": item.response_a, "B": item.response_b}
-        order = shown_order or "AB"
-        responses = [(SIDE_NAMES[side], segments(texts[letter]))
-                     for side, letter in zip(SIDES, order, strict=True)]
+        if item_terms:
+            responses = [(f"Response {letter}", segments(texts[letter])) for letter in "AB"]
+        else:
+            order = shown_order or "AB"
+            responses = [(SIDE_NAMES[side], segments(texts[letter]))
+                         for side, letter in zip(SIDES, order, strict=True)]
     else:
         responses = [("Response", segments(item.response))]
     return Shown(prompt=segments(item.prompt), reference=segments(item.reference),
@@ -127,10 +136,11 @@ def criteria_views(criteria: list[dict], *, selected: dict | None = None,
             value = level["value"]
             label = level.get("label") or str(value)
             if _is_pairwise(criterion):
-                # The rubric's anchors speak of A and B; on screen A is the left response.
+                # The rubric's anchors speak of A and B; on screen A is the left response,
+                # and the button says both, as the response headings do.
                 screen = {"A": "left", "B": "right"}.get(value, str(value))
-                label = {"left": "Left is better", "right": "Right is better"}.get(screen,
-                                                                                   label)
+                label = {"left": "Left (A) is better",
+                         "right": "Right (B) is better"}.get(screen, label)
                 value = screen
             levels.append(Level(value=str(value), digit=_digit(scale, position, level["value"]),
                                 label=label, anchor=level.get("anchor", "")))

@@ -84,17 +84,21 @@ def _unlabelled(dataset: Dataset, version: RubricVersion) -> list[int]:
 
 
 def _reference(dataset: Dataset, criteria) -> dict[tuple[int, str], object]:
-    """(item, key) -> the human reference: gold where present, else the annotators'
-    majority, else none (docs/calibration.md)."""
+    """(item, key) -> the human reference: gold where present, else the majority of the
+    annotators' latest rounds, else none (docs/calibration.md)."""
     by_key = {key: (scale, signature) for key, scale, signature in criteria}
-    votes: dict[tuple[int, str], list] = {}
+    votes: dict[tuple[int, str], dict[str, tuple[int, object]]] = {}
     labels = HumanLabel.objects.filter(item__dataset=dataset, criterion_key__in=list(by_key))
-    for item_id, key, signature, text in labels.values_list(
-            "item_id", "criterion_key", "scale_signature", "value"):
+    for item_id, key, signature, annotator, number, text in labels.values_list(
+            "item_id", "criterion_key", "scale_signature", "annotator", "round", "value"):
         scale, wanted = by_key[key]
-        if signature == wanted:
-            votes.setdefault((item_id, key), []).append(_read(scale, text))
-    reference = {pair: majority(values) for pair, values in votes.items()}
+        if signature != wanted:
+            continue
+        mine = votes.setdefault((item_id, key), {})
+        if annotator not in mine or mine[annotator][0] < number:
+            mine[annotator] = (number, _read(scale, text))
+    reference = {pair: majority([v for _, v in mine.values()])
+                 for pair, mine in votes.items()}
     gold = GoldLabel.objects.filter(item__dataset=dataset, criterion_key__in=list(by_key))
     for item_id, key, signature, text in gold.values_list(
             "item_id", "criterion_key", "scale_signature", "value"):

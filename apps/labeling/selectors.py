@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Exists, OuterRef
+from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.http import Http404
 
 from apps.labeling.models import (
@@ -16,6 +16,7 @@ from apps.labeling.models import (
     HumanLabel,
     LabelingSession,
     SessionAssignee,
+    SessionItem,
     SessionStatus,
 )
 from apps.projects.access import Need, ProjectAccess, get_project_for_user
@@ -111,6 +112,31 @@ def session_criteria(session: LabelingSession) -> list[dict]:
     return cached
 
 
+def same_scale(criteria: list[dict]) -> Q:
+    """Labels of these criteria on their current scales (key and scale signature)."""
+    condition = Q()
+    for c in criteria:
+        condition |= Q(criterion_key=c["key"], scale_signature=c["signature"])
+    return condition
+
+
+def repeat_counts(session: LabelingSession) -> list[tuple[str, int]]:
+    """[(annotator, items)]: how many of the session's items each assignee had labelled
+    before (imported, or in another session) on the session's criteria. Their answers here
+    are a new round (test-retest), kept beside the earlier ones."""
+    names = list(SessionAssignee.objects.filter(session=session)
+                 .values_list("user__username", flat=True))
+    if not names:
+        return []
+    pool = SessionItem.objects.filter(session=session).values("item_id")
+    rows = (HumanLabel.objects.filter(item_id__in=pool, annotator__in=names)
+            .filter(same_scale(session_criteria(session)))
+            .exclude(session=session)
+            .values("annotator").annotate(n=Count("item_id", distinct=True))
+            .values_list("annotator", "n").order_by("annotator"))
+    return list(rows)
+
+
 # -- progress -------------------------------------------------------------------------------
 
 @dataclass
@@ -159,6 +185,17 @@ def sessions_progress(sessions: list[LabelingSession], *, only_user=None) -> lis
         if progress is not None:  # an annotator removed from the session keeps their labels
             setattr(progress, status, n)
     return [SessionProgress(s, list(by_session[s.pk].values())) for s in sessions]
+
+
+def session_done(session: LabelingSession) -> dict:
+    """The session's labels done so far against those it needs (items x k), for the progress
+    bar of the labelling screen: counts only, nobody's values. Summed from the annotators' own
+    counters (a few rows), not by counting assignments."""
+    done = SessionAssignee.objects.filter(session=session).aggregate(n=Sum("done_count"))["n"]
+    needed = session.item_count * session.overlap
+    done = done or 0
+    return {"done": done, "needed": needed,
+            "percent": 100.0 * done / needed if needed else 0.0}
 
 
 def own_progress(session: LabelingSession, user) -> dict:

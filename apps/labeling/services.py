@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Max
 from django.utils import timezone
 
 from apps.datasets.models import Dataset
@@ -39,7 +39,7 @@ from apps.labeling.models import (
 )
 from apps.labeling.present import to_item_terms
 from apps.labeling.selection import select_item_ids
-from apps.labeling.selectors import session_criteria
+from apps.labeling.selectors import same_scale, session_criteria
 from apps.projects.models import Membership, Project
 from apps.rubrics import scales
 from apps.rubrics.models import RubricVersion
@@ -72,7 +72,8 @@ def clean_values(criteria: list[dict], values: dict) -> dict[str, str]:
         try:
             cleaned[key] = scales.value_to_text(scales.coerce_value(criterion["scale"], raw))
         except ValueError:
-            errors[key] = f"{name}: {raw!r} is not a level of this scale ({allowed})."
+            shown = repr(raw) if len(repr(raw)) <= 60 else repr(raw)[:57] + "..."
+            errors[key] = f"{name}: {shown} is not a level of this scale ({allowed})."
     if errors:
         raise ValidationError(errors)
     return cleaned
@@ -91,17 +92,51 @@ class SubmitResult:
     assignment: Assignment
     values: dict[str, str] = field(default_factory=dict)  # what is stored now, item terms
     message: str = ""
+    round: int = 0  # the round the labels were stored as (SAVED), 0 otherwise
 
 
 def _saved_values(assignment: Assignment, user, criteria: list[dict]) -> dict[str, str]:
-    """This annotator's stored labels of the claim's item on the session's criteria (made in
-    this session, or imported under the same name)."""
+    """What this annotator stored for the claim's item in the claim's session."""
     rows = HumanLabel.objects.filter(
-        item_id=assignment.session_item.item_id, annotator=user.get_username(),
+        session_id=assignment.session_id, user=user, item_id=assignment.session_item.item_id,
         criterion_key__in=[c["key"] for c in criteria],
     ).values_list("criterion_key", "scale_signature", "value")
     signatures = {c["key"]: c["signature"] for c in criteria}
     return {key: value for key, signature, value in rows if signatures[key] == signature}
+
+
+def next_round(*, item_id: int, annotator: str, criteria: list[dict]) -> int:
+    """The round a new answer of this annotator on this item gets: one after their last."""
+    top = (HumanLabel.objects.filter(item_id=item_id, annotator=annotator)
+           .filter(same_scale(criteria)).aggregate(top=Max("round"))["top"])
+    return (top or 0) + 1
+
+
+ROUND_RETRIES = 5
+
+
+def store_round(labels: list[HumanLabel], *, criteria: list[dict]) -> int:
+    """Insert one answer's labels (one item, one annotator) as that annotator's next round;
+    returns the round: 1 the first time, one more than their last round when they labelled the
+    item before (imported, or in an earlier session). Earlier rounds are never overwritten and
+    gaps are never refilled, so the highest round is always the newest answer
+    (docs/decisions/0009-label-rounds.md).
+
+    Race: the same person submitting the same item in two sessions at the same instant holds
+    two different annotator locks; the second insert then meets the first's round and takes
+    the one after it (a bounded retry, never a loop)."""
+    first = labels[0]
+    for _ in range(ROUND_RETRIES):
+        number = next_round(item_id=first.item_id, annotator=first.annotator, criteria=criteria)
+        for label in labels:
+            label.round = number
+        try:
+            with transaction.atomic():
+                HumanLabel.objects.bulk_create(labels)
+        except IntegrityError:
+            continue
+        return number
+    raise IntegrityError("could not store the labels as a new round; try again")
 
 
 def _locked_assignment(session, user, assignment_id: int) -> Assignment:
@@ -120,7 +155,8 @@ def _lock(session: LabelingSession, user) -> AnnotatorLock:
 
 
 def _submit_locked(session: LabelingSession, user, lock: AnnotatorLock, *, assignment_id: int,
-                   values: dict, comment: str, sides: bool, now: datetime) -> SubmitResult:
+                   values: dict, comment: str, sides: bool, now: datetime,
+                   source: str = LabelSource.SCREEN) -> SubmitResult:
     """label_submit's work, inside the caller's transaction and under the annotator's lock."""
     criteria = session_criteria(session)
     assignment = _locked_assignment(session, user, assignment_id)
@@ -149,30 +185,21 @@ def _submit_locked(session: LabelingSession, user, lock: AnnotatorLock, *, assig
         HumanLabel(
             item_id=assignment.session_item.item_id, criterion_key=c["key"],
             scale_signature=c["signature"], annotator=user.get_username(), user=user,
-            value=cleaned[c["key"]], comment=comment, source=LabelSource.SCREEN,
+            value=cleaned[c["key"]], comment=comment, source=source,
             session=session, shown_order=assignment.shown_order,
         )
         for c in criteria
     ]
-    outcome, message = SAVED, "Saved."
-    try:
-        with transaction.atomic():
-            HumanLabel.objects.bulk_create(labels)
-    except IntegrityError:
-        # This annotator already has labels of the item on some criteria (imported under the
-        # same name, or made in another session over the same items): the unique key keeps
-        # those; the others are stored now. Say so and show what is stored.
-        HumanLabel.objects.bulk_create(labels, ignore_conflicts=True)
-        outcome, message = ALREADY_SAVED, (
-            "Already saved: you had labelled this item before (imported or in another "
-            "session); those labels were kept.")
+    stored_round = store_round(labels, criteria=criteria)
+    message = "Saved." if stored_round == 1 else (
+        f"Round {stored_round}: you had labelled this item before; every round is kept "
+        "(test-retest) and calibration uses your latest.")
     assignment.status = AssignmentStatus.DONE
     assignment.submitted_at = now
     assignment.comment = comment
     assignment.save(update_fields=["status", "submitted_at", "comment"])
     lock.add(done=1, skipped=-1 if was == AssignmentStatus.SKIPPED else 0)
-    stored = cleaned if outcome == SAVED else _saved_values(assignment, user, criteria)
-    return SubmitResult(outcome, assignment, stored, message)
+    return SubmitResult(SAVED, assignment, cleaned, message, stored_round)
 
 
 def label_submit(*, session: LabelingSession, user, assignment_id: int, values: dict,
@@ -181,8 +208,10 @@ def label_submit(*, session: LabelingSession, user, assignment_id: int, values: 
     """Store one annotator's labels for the item of one claim, all criteria at once.
 
     A second submit of the same claim (double click, a retried request) answers ALREADY_SAVED
-    with the stored values and changes nothing. A claim that expired (or was skipped) is
-    accepted late only while the item still has room; otherwise REFUSED, nothing stored.
+    with the stored values and changes nothing. An item the annotator labelled before
+    (imported, another session) is stored as their next round (store_round). A claim that
+    expired (or was skipped) is accepted late only while the item still has room; otherwise
+    REFUSED, nothing stored.
     With `sides`, preference answers are in screen terms ("left" / "right") and are mapped
     to the item's A / B through the order this annotator was shown (present.to_item_terms).
     Raises Assignment.DoesNotExist for a claim that is not this user's, ValidationError for
@@ -196,15 +225,17 @@ def label_submit(*, session: LabelingSession, user, assignment_id: int, values: 
 
 def label_submit_and_next(*, session: LabelingSession, user, assignment_id: int,
                           values: dict, comment: str = "", sides: bool = False,
+                          source: str = LabelSource.SCREEN,
                           ) -> tuple[SubmitResult, Assignment | None, dict]:
     """label_submit, then the annotator's next claim, in one transaction (one commit, one
-    lock): what the labelling screen does on Enter. Returns (result, next claim or None, the
-    annotator's own counts)."""
+    lock): what the labelling screen does on Enter (and the labelling API's submit, with
+    source API). Returns (result, next claim or None, the annotator's own counts)."""
     now = timezone.now()
     with transaction.atomic():
         lock = _lock(session, user)
         result = _submit_locked(session, user, lock, assignment_id=assignment_id,
-                                values=values, comment=comment, sides=sides, now=now)
+                                values=values, comment=comment, sides=sides, now=now,
+                                source=source)
         following = live_claim(session, user)  # an undone item comes back first
         if following is None:
             following = claim_locked(session, user, now=now)
@@ -291,11 +322,13 @@ def label_edit(*, session: LabelingSession, user, item_id: int, values: dict,
                 scale_signature=c["signature"],
             ).update(value=cleaned[c["key"]], comment=comment, updated_at=timezone.now())
             if not changed:
-                HumanLabel.objects.create(
+                # A criterion without a label of this session (it cannot happen through the
+                # screen, which stores every criterion): stored as the annotator's next round.
+                store_round([HumanLabel(
                     item_id=item_id, criterion_key=c["key"], scale_signature=c["signature"],
                     annotator=user.get_username(), user=user, value=cleaned[c["key"]],
                     comment=comment, source=LabelSource.SCREEN, session=session,
-                    shown_order=assignment.shown_order)
+                    shown_order=assignment.shown_order)], criteria=[c])
         assignment.comment = comment
         assignment.save(update_fields=["comment"])
     return cleaned
@@ -373,16 +406,16 @@ def session_close(*, session: LabelingSession, now: datetime | None = None) -> b
 
 
 def gold_set(*, session: LabelingSession, item_id: int, criterion_key: str, value, note: str,
-             user) -> GoldLabel:
-    """Set the adjudicated label of one item and criterion (calibration prefers it)."""
+             user) -> tuple[GoldLabel, bool]:
+    """Set the adjudicated label of one item and criterion (calibration prefers it). Returns
+    the gold label and whether it is new (not a change of an earlier one)."""
     criterion = next((c for c in session_criteria(session) if c["key"] == criterion_key), None)
     if criterion is None:
         raise ValidationError({"criterion": f"Unknown criterion {criterion_key!r}."})
     if not SessionItem.objects.filter(session=session, item_id=item_id).exists():
         raise ValidationError({"item": "This item is not in the session."})
     cleaned = clean_values([criterion], {criterion_key: value})
-    gold, _ = GoldLabel.objects.update_or_create(
+    return GoldLabel.objects.update_or_create(
         item_id=item_id, criterion_key=criterion_key, scale_signature=criterion["signature"],
         defaults={"value": cleaned[criterion_key], "note": (note or "").strip(), "user": user},
     )
-    return gold

@@ -8,6 +8,7 @@ S = P + "<int:session_id>/"
 urlpatterns = [
     path(P, views.session_list, name="session_list"),
     path(P + "new/", views.session_create, name="session_create"),
+    path(P + "import/", views.labels_import, name="labels_import"),
     path(P + "datasets/<int:dataset_id>/labels/", views.dataset_labels_export,
          name="dataset_labels_export"),
     path(S, views.session_detail, name="session_detail"),

@@ -23,25 +23,25 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.datasets.selectors import get_dataset_for_user
-from apps.labeling import exports, present, services
-from apps.labeling.agreement import disagreements, session_agreement
+from apps.labeling import adjudication, exports, interop_export, present, services
+from apps.labeling.agreement import session_agreement
 from apps.labeling.claims import label_claim_next
-from apps.labeling.forms import GoldForm, SessionForm, SkipForm
-from apps.labeling.models import Assignment, AssignmentStatus, GoldLabel
+from apps.labeling.forms import ForeignLabelsForm, GoldForm, SessionForm, SkipForm
+from apps.labeling.models import Assignment, AssignmentStatus
+from apps.labeling.position import human_position_bias
 from apps.labeling.selectors import (
     get_session_for_user,
     own_history,
     own_labels,
     own_progress,
+    repeat_counts,
     session_criteria,
+    session_done,
     sessions_for_member,
     sessions_progress,
 )
 from apps.projects.access import Need, get_project_for_user
 from apps.projects.models import Membership
-from apps.rubrics import scales
-
-ADJUDICATION_PAGE = 25
 
 
 def _page(request) -> int:
@@ -111,6 +111,13 @@ def session_create(request: HttpRequest, slug: str) -> HttpResponse:
         else:
             messages.success(request, f"Session '{session.name}' created with "
                                       f"{session.item_count:,} items.")
+            repeats = repeat_counts(session)
+            if repeats:
+                said = ", ".join(f"{name} {n:,}" for name, n in repeats)
+                messages.warning(request, (
+                    f"Some annotators labelled some of these items before ({said}): their "
+                    "answers here are stored as a new round beside the earlier ones "
+                    "(test-retest); calibration uses each annotator's latest round."))
             return redirect("session_detail", slug=slug, session_id=session.pk)
     return render(request, "labeling/session_form.html", {
         "access": access, "project": access.project, "form": form, "nav": "labelling",
@@ -125,6 +132,9 @@ def session_detail(request: HttpRequest, slug: str, session_id: int) -> HttpResp
     return render(request, "labeling/session_detail.html", {
         "access": access, "project": access.project, "session": session, "nav": "labelling",
         "progress": progress, "agreement": session_agreement(session),
+        "repeats": repeat_counts(session),
+        "position": human_position_bias(exports.session_labels(session),
+                                        session_criteria(session)),
     })
 
 
@@ -139,102 +149,185 @@ def session_close(request: HttpRequest, slug: str, session_id: int) -> HttpRespo
     return redirect("session_detail", slug=slug, session_id=session.pk)
 
 
+# -- labels from other tools --------------------------------------------------------------------
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def labels_import(request: HttpRequest, slug: str) -> HttpResponse:
+    """Labels from Label Studio or Argilla into a dataset (owners and editors), the same
+    service as `labels_import`."""
+    from django.conf import settings
+
+    from apps.datasets.models import Dataset
+    from apps.labeling.interop_import import labels_import as import_labels
+    from apps.rubrics.models import RubricVersion
+
+    access = get_project_for_user(request.user, slug, need=Need.WRITE)
+    versions = (RubricVersion.objects.filter(rubric__project=access.project,
+                                             published_at__isnull=False)
+                .select_related("rubric").order_by("rubric__name", "-number"))
+    datasets = Dataset.objects.filter(project=access.project).order_by("name")
+    form = ForeignLabelsForm(request.POST or None, request.FILES or None, versions=versions,
+                             datasets=datasets)
+    context = {"access": access, "project": access.project, "nav": "labelling", "form": form}
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        upload = d["export"]
+        limit = settings.DATASET_MAX_UPLOAD_MB * 1024 * 1024
+        if upload.size > limit:
+            form.add_error("export", f"The file is {upload.size / 1048576:.1f} MB; the limit "
+                                     f"is {settings.DATASET_MAX_UPLOAD_MB} MB.")
+        else:
+            result = import_labels(
+                dataset=datasets.get(pk=int(d["dataset"])),
+                version=versions.get(pk=int(d["version"])), data=upload.read(),
+                mapping_text=d["mapping"], new_round=d["new_round"])
+            if result.ok:
+                messages.success(request, f"{result.summary()}.")
+                return redirect("session_list", slug=slug)
+            context.update(problems=result.problems, summary=result.summary())
+    status = 422 if request.method == "POST" else 200
+    return render(request, "labeling/labels_import.html", context, status=status)
+
+
 # -- adjudication -----------------------------------------------------------------------------
+
+def _show(request) -> str:
+    show = request.GET.get("show", "open")
+    return show if show in adjudication.SHOW else "open"
+
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def adjudicate(request: HttpRequest, slug: str, session_id: int) -> HttpResponse:
+    """Disagreements one page at a time (a cursor, not page numbers: saving takes rows out of
+    the "open" list). Saving a gold label by htmx swaps that row in place (the place is kept)
+    and appends the next disagreement after the page's last one, so the queue stays full."""
     session, access = get_session_for_user(request.user, slug, session_id, need=Need.OWN)
-    form_errors: dict = {}
-    status = 200
+    show = _show(request)
+    after = adjudication.Cursor.parse(request.GET.get("after"))
+    context = {"access": access, "project": access.project, "session": session,
+               "nav": "labelling", "show": show, "after": after}
     if request.method == "POST":
-        form = GoldForm(request.POST)
-        if form.is_valid():
-            d = form.cleaned_data
-            try:
-                services.gold_set(session=session, item_id=d["item"], criterion_key=d["criterion"],
-                                  value=d["value"], note=d["note"], user=request.user)
-            except ValidationError as exc:
-                form_errors[(d["item"], d["criterion"])] = " ".join(exc.messages)
-            else:
-                messages.success(request, "Gold label saved.")
-                if not request.htmx:
-                    return redirect(f"{request.path}?page={_page(request)}")
-        else:
-            form_errors[None] = "Choose a value for the gold label."
-        status = 422 if form_errors else 200
+        return _gold_save(request, session, context)
+    page = adjudication.disagreement_page(session, show=show, after=after)
+    rows = page["rows"]
     return render(request, "labeling/adjudicate.html", {
-        "access": access, "project": access.project, "session": session, "nav": "labelling",
-        **_adjudication_rows(session, _page(request), form_errors),
-    }, status=status)
+        **context, "rows": rows, "next": page["next"],
+        "tail": rows[-1].cursor if rows else None,
+        "counts": adjudication.disagreement_counts(session),
+    })
 
 
-def _adjudication_rows(session, page: int, form_errors: dict) -> dict:
-    found = disagreements(session)
-    window = found[(page - 1) * ADJUDICATION_PAGE: page * ADJUDICATION_PAGE]
-    criteria = {c["key"]: c for c in session_criteria(session)}
-    from apps.datasets.models import Item
+def _gold_save(request, session, context: dict) -> HttpResponse:
+    form = GoldForm(request.POST)
+    if not form.is_valid():
+        error = ("Choose a value for the gold label." if "value" in form.errors
+                 else "This form lost its item; reload the page.")
+        return _gold_answer(request, session, context, form.cleaned_data, error=error)
+    d = form.cleaned_data
+    try:
+        _, created = services.gold_set(session=session, item_id=d["item"],
+                                       criterion_key=d["criterion"], value=d["value"],
+                                       note=d["note"], user=request.user)
+    except ValidationError as exc:
+        return _gold_answer(request, session, context, d, error=" ".join(exc.messages))
+    return _gold_answer(request, session, context, d, grows=created)
 
-    items = Item.objects.in_bulk([row["item_id"] for row in window])
-    gold = {
-        (g.item_id, g.criterion_key): g for g in GoldLabel.objects.filter(
-            item_id__in=[row["item_id"] for row in window])
-        if g.scale_signature == criteria[g.criterion_key]["signature"]
-    } if window else {}
-    rows = []
-    for row in window:
-        criterion = criteria[row["key"]]
-        rows.append({
-            **row, "item": items.get(row["item_id"]), "criterion": criterion,
-            "choices": [str(v) for v in scales.allowed_values(criterion["scale"])],
-            "gold": gold.get((row["item_id"], row["key"])),
-            "error": form_errors.get((row["item_id"], row["key"]), ""),
-        })
-    return {"rows": rows, "total": len(found), "page": page,
-            "has_next": page * ADJUDICATION_PAGE < len(found), "has_previous": page > 1,
-            "form_error": form_errors.get(None, "")}
+
+def _gold_answer(request, session, context: dict, data: dict, *, error: str = "",
+                 grows: bool = False) -> HttpResponse:
+    """After a gold POST. htmx: the row again (saved, or with its error) and, when the open
+    queue lost a row, the next disagreement after the page's tail. Plain POST: back to the
+    same page at the same row (its anchor), or the page with the error (422)."""
+    row = following = None
+    if isinstance(data.get("item"), int) and data.get("criterion"):
+        tail = None
+        if request.htmx and grows and context["show"] == "open":
+            tail = adjudication.Cursor.parse(request.POST.get("tail"))
+        row, following = adjudication.disagreement_row(
+            session, item_id=data["item"], criterion_key=data["criterion"], then_after=tail)
+    if not request.htmx:
+        if error:
+            page = adjudication.disagreement_page(session, show=context["show"],
+                                                  after=context["after"])
+            for shown in page["rows"]:
+                if row is not None and shown.anchor == row.anchor:
+                    shown.error = error
+            return render(request, "labeling/adjudicate.html", {
+                **context, "rows": page["rows"], "next": page["next"],
+                "counts": adjudication.disagreement_counts(session),
+                "tail": page["rows"][-1].cursor if page["rows"] else None,
+                "form_error": "" if row is not None else error,
+            }, status=422)
+        messages.success(request, "Gold label saved.")
+        anchor = f"#{row.anchor}" if row is not None else ""
+        return redirect(request.get_full_path() + anchor)
+    if row is None:
+        # The item is not (or no longer) a disagreement of this session; nothing to show.
+        return HttpResponse(error or "Saved.", status=422 if error else 200,
+                            content_type="text/plain; charset=utf-8")
+    row.saved, row.error = not error, error
+    return render(request, "labeling/adjudicate.html#saved", {
+        **context, "row": row, "following": following,
+        "tail": following.cursor if following is not None else None,
+    }, status=422 if error else 200)
 
 
 # -- exports ----------------------------------------------------------------------------------
 
 EXPORT_FORMATS = ("jsonl", "csv")
+TOOL_FORMATS = {"labelstudio": interop_export.labelstudio_tasks,
+                "argilla": interop_export.argilla_records}
 
 
-def _download(rows, *, fmt: str, pairwise: bool, name: str) -> HttpResponse:
-    if fmt not in EXPORT_FORMATS:
-        # Rows are a lazy generator: nothing was read for a format we refuse.
-        return HttpResponseBadRequest(
-            f"Unknown format {fmt[:20]!r}: use format=jsonl or format=csv.",
-            content_type="text/plain; charset=utf-8")
-    if fmt == "csv":
-        body, kind = exports.csv_lines(rows, pairwise=pairwise), "text/csv"
+def _refuse_format(fmt: str, known) -> HttpResponse:
+    return HttpResponseBadRequest(
+        f"Unknown format {fmt[:20]!r}: use " + " or ".join(f"format={f}" for f in known) + ".",
+        content_type="text/plain; charset=utf-8")
+
+
+def _download(labels, dataset, *, fmt: str, name: str, criteria=None) -> HttpResponse:
+    """Stream labels in a format: the row format (jsonl, csv) for any labels; the formats of
+    other tools (labelstudio, argilla) when the rubric's criteria are known (a session)."""
+    known = EXPORT_FORMATS + (tuple(TOOL_FORMATS) if criteria is not None else ())
+    if fmt not in known:
+        # Nothing was read for a format we refuse: rows are produced lazily.
+        return _refuse_format(fmt, known)
+    if fmt in TOOL_FORMATS:
+        body = TOOL_FORMATS[fmt](labels, dataset, criteria)
+        kind, suffix = "application/json", f"{fmt}.json"
     else:
-        body, kind = exports.jsonl_lines(rows), "application/x-ndjson"
+        rows = exports.export_rows(labels, dataset)
+        if fmt == "csv":
+            body, kind = exports.csv_lines(rows, pairwise=dataset.kind == "pairwise"), "text/csv"
+        else:
+            body, kind = exports.jsonl_lines(rows), "application/x-ndjson"
+        suffix = fmt
     response = StreamingHttpResponse(body, content_type=f"{kind}; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
+    response["Content-Disposition"] = f'attachment; filename="{name}.{suffix}"'
     return response
 
 
 @login_required
 @require_GET
 def session_export(request: HttpRequest, slug: str, session_id: int) -> HttpResponse:
-    """A session's labels; an annotator who does not manage the project gets only their own."""
+    """A session's labels; an annotator who does not manage the project gets only their own.
+    Also in Label Studio's and Argilla's formats (format=labelstudio, format=argilla)."""
     session, access = get_session_for_user(request.user, slug, session_id, need=Need.MEMBER)
     mine = not access.can_read
     labels = exports.session_labels(session, user=request.user if mine else None)
-    rows = exports.export_rows(labels, session.dataset)
     name = f"session-{session.pk}-labels" + (f"-{request.user.get_username()}" if mine else "")
-    return _download(rows, fmt=request.GET.get("format", "jsonl"),
-                     pairwise=session.dataset.kind == "pairwise", name=name)
+    return _download(labels, session.dataset, fmt=request.GET.get("format", "jsonl"), name=name,
+                     criteria=session_criteria(session))
 
 
 @login_required
 @require_GET
 def dataset_labels_export(request: HttpRequest, slug: str, dataset_id: int) -> HttpResponse:
     dataset, _ = get_dataset_for_user(request.user, slug, dataset_id, need=Need.READ)
-    rows = exports.export_rows(exports.dataset_labels(dataset), dataset)
-    return _download(rows, fmt=request.GET.get("format", "jsonl"),
-                     pairwise=dataset.kind == "pairwise", name=f"dataset-{dataset.pk}-labels")
+    return _download(exports.dataset_labels(dataset), dataset,
+                     fmt=request.GET.get("format", "jsonl"), name=f"dataset-{dataset.pk}-labels")
 
 
 # -- the labelling screen ---------------------------------------------------------------------
@@ -256,6 +349,7 @@ def _screen(request, session, access, assignment, *, posted=None, errors=None,
         "skip_form": skip_form or SkipForm(initial={"assignment": getattr(assignment, "pk",
                                                                          None)}),
         "mine": mine if mine is not None else own_progress(session, request.user),
+        "progress": session_done(session),
     }
     template = "labeling/label_screen.html"
     if request.htmx:
@@ -315,7 +409,8 @@ def label_screen(request: HttpRequest, slug: str, session_id: int) -> HttpRespon
     elif result.outcome == services.REFUSED:
         messages.warning(request, result.message)
     else:
-        messages.success(request, f"Saved: {said}.")
+        again = f" {result.message}" if result.round > 1 else ""
+        messages.success(request, f"Saved: {said}.{again}")
     if not request.htmx:
         return redirect("label_screen", slug=slug, session_id=session.pk)
     return _screen(request, session, access, following, mine=counts)

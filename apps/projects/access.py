@@ -54,7 +54,8 @@ class ProjectAccess:
 
 
 def get_project_for_user(user, slug: str, *, need: Need = Need.READ) -> ProjectAccess:
-    if user is None or not user.is_authenticated:
+    if user is None or not user.is_authenticated or "\x00" in slug:
+        # A NUL cannot be in a slug, and PostgreSQL refuses it in a query (a 500, not a 404).
         raise Http404("No such project")
     membership = (
         Membership.objects.select_related("project")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import re
 import reprlib
+from fractions import Fraction
 
 BINARY = "binary"
 ORDINAL = "ordinal"
@@ -53,21 +54,42 @@ def scale_signature(scale: dict) -> str:
     return f"{scale['type']}:{values}"
 
 
-def level_score(scale: dict, value) -> float:
-    """The reward contribution in [0, 1] of one value on this scale."""
+def exact(number) -> Fraction:
+    """A weight, score or threshold as the number it was written as: 0.1 is 1/10 (from the
+    float's shortest decimal form), not the binary fraction nearest to it. Exact arithmetic on
+    these keeps equal rewards equal and 3/5 >= 0.6 true."""
+    if isinstance(number, Fraction):
+        return number
+    if isinstance(number, bool) or not isinstance(number, int | float):
+        raise TypeError(f"{_brief(number)} is not a number")
+    if isinstance(number, int):
+        return Fraction(number)
+    if not math.isfinite(number):
+        raise ValueError(f"{number!r} is not a finite number")
+    return Fraction(repr(number))
+
+
+def score_fraction(scale: dict, value) -> Fraction:
+    """The reward contribution in [0, 1] of one value on this scale, exactly."""
     kind = scale["type"]
     if kind == BINARY:
-        return float(value)
+        return Fraction(int(value))
     if kind == ORDINAL:
         values = allowed_values(scale)
         low, high = min(values), max(values)
-        return 0.0 if high == low else (float(value) - low) / (high - low)
+        return Fraction(0) if high == low else Fraction(int(value) - low, high - low)
     if kind == PAIRWISE:
-        return {"A": 1.0, "tie": 0.5, "B": 0.0}[value]
+        return {"A": Fraction(1), "tie": Fraction(1, 2), "B": Fraction(0)}[value]
     for level in scale["levels"]:
         if level["value"] == value:
-            return float(level.get("score") or 0.0)
+            return exact(level.get("score") or 0)
     raise ValueError(f"{value!r} is not a level of this scale")
+
+
+def level_score(scale: dict, value) -> float:
+    """The reward contribution in [0, 1] of one value on this scale (score_fraction as a
+    float, for display)."""
+    return float(score_fraction(scale, value))
 
 
 _BRIEF = reprlib.Repr()

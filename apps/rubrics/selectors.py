@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from apps.projects.access import Need, ProjectAccess, get_project_for_user
@@ -13,6 +14,8 @@ def get_rubric_for_user(
 ) -> tuple[Rubric, ProjectAccess]:
     """The one loader for a rubric: membership first (404 for outsiders), then the role."""
     access = get_project_for_user(user, project_slug, need=need)
+    if "\x00" in rubric_slug:  # never a slug; PostgreSQL refuses it in a query
+        raise Http404("No such rubric")
     rubric = get_object_or_404(Rubric, project=access.project, slug=rubric_slug)
     return rubric, access
 
@@ -55,6 +58,21 @@ def judge_spec(version: RubricVersion) -> dict:
         "criteria": content["criteria"],
         "mode": content["mode"],
     }
+
+
+def why_no_rubric(project, *, mode: str, rubric_slug: str | None = None) -> str:
+    """Why version_for_import found nothing, naming what there is: a named rubric that does
+    not exist, no rubric of the mode, or several of them (name one)."""
+    rubrics = Rubric.objects.filter(project=project).order_by("slug")
+    if rubric_slug:
+        there = list(rubrics.values_list("slug", flat=True)[:20])
+        return (f"the project has no rubric '{rubric_slug}'; its rubrics: "
+                f"{', '.join(there) or 'none'}")
+    of_mode = list(rubrics.filter(mode=mode).values_list("slug", flat=True)[:20])
+    if not of_mode:
+        return f"the project has no {mode} rubric to check them against: create it first"
+    return (f"the project has {len(of_mode)} {mode} rubrics ({', '.join(of_mode)}): name the "
+            "one to check them against (--rubric SLUG)")
 
 
 def version_for_import(project, *, mode: str, rubric_slug: str | None = None):

@@ -1,11 +1,13 @@
 // RubricLab labelling screen: keyboard first. The page works without this file (plain forms,
 // POST + redirect); this adds the keys. No inline script anywhere (CSP): loaded with defer.
 //
-//   1..9, 0   pick that level for the current criterion, then move to the next criterion
-//   ↓ / ↑     next / previous criterion (Tab works too)
-//   Enter     submit and bring the next item (Ctrl+Enter inside the comment)
-//   S         skip (opens the reason box)     U  undo the last submission
-//   C         comment                          ?  show / hide the keys
+//   1..9, 0       pick that level for the current criterion, then move to the next criterion
+//   Tab, ↓ / ↑    next / previous criterion (Shift+Tab back; Tab from the last goes on to the
+//                 comment, as the browser would)
+//   Enter         submit and bring the next item, which starts at its first criterion
+//   C             comment: Ctrl+Enter there submits, Esc goes back to the criterion
+//   S             skip (opens the reason box)     U  undo the last submission
+//   ?             show / hide the keys
 (function () {
   "use strict";
 
@@ -83,6 +85,9 @@
     if (typing(el)) {
       if (el.tagName === "TEXTAREA" && event.key === "Enter" && event.ctrlKey) {
         event.preventDefault();
+        // Leave the comment box first: htmx gives the focus back to the element with the same
+        // id after a swap, and the next item's digits would land in its comment.
+        el.blur();
         submit(form());
       } else if (el.tagName === "INPUT" && event.key === "Enter" && el.form) {
         event.preventDefault(); // e.g. the skip reason: its own form, by htmx
@@ -95,6 +100,18 @@
     }
     if (event.ctrlKey) return;
     var key = event.key;
+    if (key === "Tab") {
+      // Tab walks criteria, not the radio buttons of one criterion. At either end the browser
+      // takes over (on to the comment, or back out of the form): the keys never trap focus.
+      var inside = el && el.closest && el.closest("fieldset[data-criterion]");
+      var step = event.shiftKey ? -1 : 1;
+      var to = current + step;
+      if (inside && to >= 0 && to < criteria().length) {
+        event.preventDefault();
+        focusCriterion(to);
+      }
+      return;
+    }
     if (/^[0-9]$/.test(key)) {
       if (pick(key)) event.preventDefault();
     } else if (key === "ArrowDown" || key === "j") {

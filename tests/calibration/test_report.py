@@ -136,6 +136,40 @@ def test_a_judge_that_agrees_on_enough_items_passes(world):
     assert agg["pass_agreement"] == 1.0
 
 
+EXACT = {
+    "rubric": "exact", "name": "Exact", "mode": "pointwise", "pass_threshold": 0.6,
+    "criteria": [{"key": k, "weight": w, "scale": {"type": "ordinal", "levels": [
+        {"value": i, "anchor": f"l{i}"} for i in range(1, 5)]}}
+        for k, w in (("a", 0.5), ("b", 1), ("c", 1))],
+}
+
+
+def test_the_aggregate_reward_is_exact_so_ties_stay_ties_and_3_5_passes_at_0_6(personas):
+    """Labels (4, 3, 2) with weights .5/1/1 are 3/5 (0.5999999999999999 in floats, which fails
+    a 0.6 threshold); (2, 2, 4) is 3/5 too, and the two must rank as a tie."""
+    _, version, _ = rubric_import(project=personas.project, content=content_mod.validate(EXACT),
+                                  publish=True, note="v1")
+    dataset = DatasetFactory(project=personas.project, name="exact", item_count=4)
+    items = [ItemFactory(dataset=dataset, position=i, external_id=f"e{i}") for i in range(4)]
+    run = JudgeRun.objects.create(project=personas.project, rubric_version=version,
+                                  dataset=dataset, name="judge", kind=RunKind.IMPORTED,
+                                  status=RunStatus.COMPLETED)
+    human = [(4, 3, 2), (2, 2, 4), (1, 1, 1), (4, 4, 4)]
+    judge = [(2, 2, 4), (4, 3, 2), (1, 1, 1), (4, 4, 4)]
+    scale = EXACT["criteria"][0]["scale"]
+    for item, h, j in zip(items, human, judge, strict=True):
+        for key, hv, jv in zip("abc", h, j, strict=True):
+            _label(item, key, "ann", hv, scale)
+            Verdict.objects.create(run=run, item=item, criterion_key=key, value=str(jv))
+    agg = calibration_report(version=version, dataset=dataset, run=run,
+                             thresholds=LOW_BAR)["aggregate"]
+    assert agg["n"] == 4
+    assert agg["spearman"] == pytest.approx(1.0)
+    assert agg["pass_confusion"] == {"human_pass_judge_pass": 3, "human_pass_judge_fail": 0,
+                                     "human_fail_judge_pass": 0, "human_fail_judge_fail": 1}
+    assert agg["pass_agreement"] == 1.0
+
+
 def test_no_judge_is_reported_without_passing(world):
     version, dataset, items, run = world
     report = calibration_report(version=version, dataset=dataset, run=None, thresholds=LOW_BAR)

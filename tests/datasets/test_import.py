@@ -344,8 +344,8 @@ def test_labels_without_any_rubric_get_a_clear_message(project):
     assert len(result.problems) == 1
     problem = result.problems[0]
     assert (problem.line, problem.field) == (1, "labels")
-    assert "a pointwise rubric to check them against was not found" in problem.message
-    assert "--rubric" in problem.message
+    assert problem.message == ("rows carry labels or verdicts, but the project has no pointwise "
+                               "rubric to check them against: create it first")
 
 
 def test_labels_with_two_candidate_rubrics_ask_which_one(project, rubric):
@@ -355,7 +355,11 @@ def test_labels_with_two_candidate_rubrics_ask_which_one(project, rubric):
     result = run_import(project, data)
 
     assert len(result.problems) == 1
-    assert "was not found" in result.problems[0].message
+    message = result.problems[0].message
+    assert "the project has 2 pointwise rubrics (" in message and "helpful-two" in message
+    assert "name the one to check them against (--rubric SLUG)" in message
+    unknown = run_import(project, data, rubric_slug="nope")
+    assert "the project has no rubric 'nope'; its rubrics: " in unknown.problems[0].message
 
     named = run_import(project, data, rubric_slug="helpful-two")
     assert named.ok, problem_texts(named)

@@ -71,3 +71,29 @@ def test_sign_in_page_is_accessible_and_keyboard_usable(watched):
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle + ' ' + "
                             "getComputedStyle(document.activeElement).boxShadow")
     assert outline.strip() not in ("none none", "")
+
+
+def test_labelling_pages_have_no_serious_accessibility_findings(world, watched):
+    """The session pages, the labelling screen at a wide viewport (item and rubric side by side)
+    and adjudication with a real disagreement on it."""
+    from apps.labeling.models import HumanLabel, LabelSource
+
+    first = HumanLabel.objects.filter(session=world.session).first()
+    HumanLabel.objects.create(item_id=first.item_id, criterion_key=first.criterion_key,
+                              scale_signature=first.scale_signature, annotator="other",
+                              value="1", comment="<b>not so</b>", source=LabelSource.SCREEN,
+                              session=world.session)
+    slug = world.project.slug
+    watched.sign_in("owner")
+    watched.page.set_viewport_size({"width": 1440, "height": 900})
+    findings = {}
+    for name in ("session_list", "session_detail", "label_screen", "adjudicate"):
+        args = [slug] if name == "session_list" else [slug, world.session.pk]
+        path = reverse(name, args=args)
+        assert watched.goto(path).status == 200, path
+        watched.page.wait_for_timeout(200)
+        found = serious_violations(watched.page)
+        if found:
+            findings[path] = found
+    assert "not so" in watched.page.inner_text("main")  # the adjudication row is there
+    assert findings == {}

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from apps.calibration.data import attach_judge, load_criteria
 from apps.calibration.report import _item_scores
+from apps.exports.services import judge_export
 from apps.judging.executor import run_batch
 from apps.judging.models import JudgeBatch, JudgeRun, RunStatus
 from apps.labeling.models import HumanLabel, LabelSource
@@ -70,12 +71,52 @@ def hashed_pairwise(project, fake, *, items: int = 12) -> JudgeRun:
     return run_all(start(project, version, dataset, fake))
 
 
+def imported_pairwise(project) -> JudgeRun:
+    """A pairwise rubric with an imported judge on an empty dataset (for exports that need no
+    verdicts: forced, UNCALIBRATED)."""
+    from apps.judging.models import RunKind
+    from apps.rubrics import content as content_mod
+    from apps.rubrics.services import rubric_import
+    from tests.factories import DatasetFactory
+    from tests.judging.helpers import PAIRWISE
+
+    _, version, _ = rubric_import(project=project, content=content_mod.validate(PAIRWISE),
+                                  publish=True, note="v1")
+    dataset = DatasetFactory(project=project, name="pairs", kind="pairwise")
+    return JudgeRun.objects.create(project=project, rubric_version=version, dataset=dataset,
+                                   name="gpt-4.1-mini", kind=RunKind.IMPORTED,
+                                   status=RunStatus.COMPLETED, model="gpt-4.1-mini")
+
+
+def quick_bundle(project, folder: Path, *, api_base: str, content: dict | None = None,
+                 model: str = "openai/scripted", **run_fields) -> Path:
+    """A bundle of a finished live run that made no calls (nothing to calibrate: forced,
+    UNCALIBRATED), calling `model` at `api_base`: for tests of reward.py itself."""
+    from apps.judging.models import RunKind
+    from apps.rubrics import content as content_mod
+    from apps.rubrics.services import rubric_import
+    from tests.factories import DatasetFactory
+    from tests.judging.helpers import POINTWISE
+
+    content = content or POINTWISE
+    _, version, _ = rubric_import(project=project, content=content_mod.validate(content),
+                                  publish=True, note="v1")
+    dataset = DatasetFactory(project=project, name=f"{content['rubric']}-data",
+                             kind=content["mode"])
+    fields = {"concurrency": 64, "timeout_s": 10.0, **run_fields}
+    run = JudgeRun.objects.create(project=project, rubric_version=version, dataset=dataset,
+                                  name="scripted", kind=RunKind.LIVE, status=RunStatus.COMPLETED,
+                                  model=model, api_base=api_base, **fields)
+    export = judge_export(run=run, fmt="bundle", force=True)
+    return unzip(bytes(export.artifact), folder)
+
+
 def app_rewards(run: JudgeRun) -> dict[int, float]:
     """The reward of each item as the app computes it from the run's verdicts
     (apps/calibration/report.py `_item_scores` for the judge)."""
     data = load_criteria(run.rubric_version, run.dataset)
     attach_judge(data, run)
-    return _item_scores(data, "judge")
+    return {item: float(reward) for item, reward in _item_scores(data, "judge").items()}
 
 
 def unzip(data: bytes, folder: Path) -> Path:
@@ -175,3 +216,15 @@ def run_in_bundle(python: Path, bundle: Path, code: str, *, timeout: float = 120
 
 def last_json(proc: subprocess.CompletedProcess):
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def server_url(server: subprocess.Popen) -> str:
+    """The address `reward.py serve` prints after its status line."""
+    lines = []
+    for _ in range(5):
+        line = server.stdout.readline()
+        lines.append(line)
+        if "reward server" in line:
+            return "http://" + line.rsplit("http://", 1)[1].strip()
+    raise AssertionError(f"no address in {lines!r}; stderr: "
+                         f"{server.stderr.read() if server.poll() is not None else ''}")

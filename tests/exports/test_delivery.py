@@ -232,3 +232,32 @@ def test_command_refuses_a_file_where_a_folder_is_needed(world, tmp_path):
     (tmp_path / "taken").write_text("x")
     code, _, err = run_command(*export_args(world, "bundle", tmp_path / "taken"))
     assert code != 0 and len(err.strip().splitlines()) == 1 and "is a file" in err
+
+
+@pytest.mark.parametrize("fmt,out", [("bundle", "folder"), ("trl", "judge.zip"),
+                                     ("openai", "g.json"), ("json", "folder")])
+def test_command_refuses_to_overwrite_without_overwrite(world, tmp_path, fmt, out):
+    target = tmp_path / out
+    if out == "folder" and fmt == "json":
+        target.mkdir()
+    code, _, err = run_command(*export_args(world, fmt, target))
+    assert code == 0, err
+    written = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    before = Export.objects.count()
+    code, _, err = run_command(*export_args(world, fmt, target))
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "already holds" in lines[0] and "--overwrite" in lines[0], err
+    assert Export.objects.count() == before  # refused before anything was made or written
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == written
+    code, _, err = run_command(*export_args(world, fmt, target, "--overwrite"))
+    assert code == 0, err
+    assert Export.objects.count() == before + 1
+    assert not list(tmp_path.rglob(".*.partial"))
+
+
+def test_command_writes_into_an_existing_folder_that_holds_other_files(world, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    code, _, err = run_command(*export_args(world, "bundle", tmp_path))
+    assert code == 0, err
+    assert (tmp_path / "reward.py").exists() and (tmp_path / "notes.txt").read_text() == "mine"

@@ -13,6 +13,7 @@ from django.urls import reverse
 from apps.exports.models import Export
 from apps.exports.services import judge_export, unpack
 from apps.judging.models import JudgeRun
+from tests.exports.helpers import imported_pairwise
 from tests.exports.test_gate import run_command
 from tests.world import build_world
 
@@ -32,10 +33,26 @@ def test_litellm_model_names_are_accepted(world, model):
 
 
 @pytest.mark.parametrize("column", ["reference", "sft_answer", "sft-answer", "_ref", "a.b"])
-def test_column_names_are_accepted(world, column):
-    export = judge_export(run=world.imported_run, fmt="trl", force=True,
-                          reference_column=column)
+def test_column_names_are_accepted(personas, column):
+    run = imported_pairwise(personas.project)
+    export = judge_export(run=run, fmt="trl", force=True, reference_column=column)
     assert f"REFERENCE_COLUMN = {column!r}" in unpack(export)["reward.py"].decode()
+
+
+def test_a_pointwise_rubric_takes_no_reference_column(world, tmp_path):
+    before = Export.objects.count()
+    with pytest.raises(ValidationError) as refused:
+        judge_export(run=world.imported_run, fmt="trl", force=True, reference_column="sft")
+    assert "for pairwise rubrics" in refused.value.message_dict["reference_column"][0]
+    code, _, err = run_command("--project", world.project.slug, "--rubric", world.rubric.slug,
+                               "--judge", "imported-judge", "--format", "trl", "--force",
+                               "--reference-column", "reference",
+                               "--out", str(tmp_path / "out"))
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "--reference-column is for pairwise rubrics" in lines[0], err
+    assert f"'{world.rubric.slug}' is pointwise" in lines[0]
+    assert not (tmp_path / "out").exists() and Export.objects.count() == before
 
 
 @pytest.mark.parametrize("field,value", [
@@ -78,9 +95,10 @@ def test_the_page_shows_the_reason_beside_the_field_and_stores_nothing(personas,
     assert Export.objects.count() == before
 
 
-def test_the_command_exits_with_a_one_line_reason(world, tmp_path):
-    code, _, err = run_command("--project", world.project.slug, "--rubric", world.rubric.slug,
-                               "--judge", "imported-judge", "--format", "trl", "--force",
+def test_the_command_exits_with_a_one_line_reason(personas, tmp_path):
+    run = imported_pairwise(personas.project)
+    code, _, err = run_command("--project", personas.project.slug, "--rubric", "preference",
+                               "--judge", run.name, "--format", "trl", "--force",
                                "--reference-column", "sft answer",
                                "--out", str(tmp_path / "out"))
     assert code != 0

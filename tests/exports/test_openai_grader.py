@@ -15,7 +15,7 @@ from apps.exports.services import judge_export
 from apps.judging.models import JudgeRun, RunKind, RunStatus
 from apps.rubrics import content as content_mod
 from apps.rubrics.services import rubric_import
-from tests.factories import DatasetFactory
+from tests.factories import DatasetFactory, ItemFactory
 from tests.judging.helpers import PAIRWISE, POINTWISE
 
 pytestmark = pytest.mark.django_db
@@ -32,16 +32,48 @@ SINGLE = {
 }
 
 
-def grader_document(project, content: dict) -> dict:
+def grader_document(project, content: dict, *, references: list[str] = (),
+                    again: bool = False) -> dict:
+    """The OpenAI export of an imported judge (on a dataset whose items carry `references`),
+    every grader in it validated with the SDK's types; `again` returns two exports."""
     _, version, _ = rubric_import(project=project, content=content_mod.validate(content),
                                   publish=True, note="v1")
     dataset = DatasetFactory(project=project, name=content["rubric"], kind=content["mode"])
+    for reference in references:
+        ItemFactory(dataset=dataset, reference=reference)
     run = JudgeRun.objects.create(project=project, rubric_version=version, dataset=dataset,
                                   name="gpt-4.1-mini", kind=RunKind.IMPORTED,
                                   status=RunStatus.COMPLETED, model="gpt-4.1-mini")
-    export = judge_export(run=run, fmt="openai", force=True)
-    assert export.filename.endswith(".openai.json")
-    return json.loads(bytes(export.artifact))
+    documents = []
+    for _ in range(2 if again else 1):
+        export = judge_export(run=run, fmt="openai", force=True)
+        assert export.filename.endswith(".openai.json")
+        documents.append(validated(json.loads(bytes(export.artifact))))
+    return documents if again else documents[0]
+
+
+def validated(document: dict) -> dict:
+    """Every grader of an export through openai-python's types. The SDK types a multi
+    grader's `graders` as one grader, not our named mapping (docs/exports.md): its envelope is
+    validated with one sub-grader in that place, and each sub-grader on its own."""
+    grader = document["grader"]
+    subs = grader["graders"].values() if grader["type"] == "multi" else [grader]
+    if grader["type"] == "multi":
+        MultiGrader.model_validate({**grader, "graders": next(iter(subs))})
+    for sub in subs:
+        ScoreModelGrader.model_validate(sub)
+        assert grader_problems(sub) == []
+    if document["label_grader"] is not None:
+        LabelModelGrader.model_validate(document["label_grader"])
+    return document
+
+
+def messages_of(document: dict) -> list[str]:
+    grader = document["grader"]
+    graders = list(grader["graders"].values()) if grader["type"] == "multi" else [grader]
+    if document["label_grader"]:
+        graders.append(document["label_grader"])
+    return [m["content"] for g in graders for m in g["input"]]
 
 
 def template_tags(grader: dict) -> set[str]:
@@ -161,3 +193,40 @@ def test_criterion_keys_that_are_not_formula_names_still_make_a_valid_multi_grad
               by_key["2nd-turn"]: 0.5}
     value = eval(grader["calculate_output"], {"__builtins__": {}}, scores)  # noqa: S307
     assert value == pytest.approx((3 * 1.0 + 1 * 0.0 + 2 * 0.5) / 6)
+
+
+FENCE_RE = re.compile(r"<<<(PROMPT|RESPONSE|RESPONSE_A|RESPONSE_B|REFERENCE) ([0-9a-f]{10})>>>")
+
+
+def test_fence_ids_are_drawn_per_export_so_a_trained_model_cannot_close_them(personas):
+    first, second = grader_document(personas.project, POINTWISE, again=True)
+    # The fields that hold template variables (the empty reference fence is the calibrated
+    # prompt's own, hashed from "").
+    ids = [{(m.group(1), m.group(2)) for t in messages_of(d) for m in FENCE_RE.finditer(t)
+            if m.group(1) != "REFERENCE"} for d in (first, second)]
+    assert {name for name, _ in ids[0]} == {"PROMPT", "RESPONSE"}
+    # One id per field within an export (every sub-grader the same), another in the next.
+    assert len(ids[0]) == 2
+    assert not {i for _, i in ids[0]} & {i for _, i in ids[1]}
+    for text in messages_of(first):
+        if "{{sample.output_text}}" in text:
+            [marker] = [i for name, i in ids[0] if name == "RESPONSE"]
+            assert (f"<<<RESPONSE {marker}>>>\n{{{{sample.output_text}}}}\n"
+                    f"<<<END RESPONSE {marker}>>>") in text
+
+
+def test_a_pointwise_grader_names_the_reference_only_when_the_rubric_uses_one(personas):
+    # The default prompt has a reference section; without references in the calibration data
+    # it was judged empty, so the grader keeps it empty and needs no item.reference.
+    without = grader_document(personas.project, POINTWISE)
+    assert not any("{{item.reference}}" in t for t in messages_of(without))
+    assert all("<<<REFERENCE " in t for t in messages_of(without) if "Reference answer" in t)
+    with_refs = grader_document(personas.project, {**POINTWISE, "rubric": "with-refs"},
+                                references=["Nine minutes.", ""])
+    assert any("{{item.reference}}" in t for t in messages_of(with_refs))
+    no_section = {**POINTWISE, "rubric": "no-section",
+                  "prompt": {"user": "Judge {{ response }} to {{ prompt }}.\n{{ criterion }}"}}
+    custom = grader_document(personas.project, no_section, references=["Nine minutes."])
+    assert all("{{item.reference}}" not in t for t in messages_of(custom))
+    pairwise = grader_document(personas.project, PAIRWISE)
+    assert any("{{item.reference}}" in t for t in messages_of(pairwise))

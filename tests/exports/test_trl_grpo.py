@@ -84,6 +84,11 @@ def test_grpo_trains_two_steps_with_the_bundles_sync_and_async_rewards(personas,
             assert math.isfinite(value) and 0.0 <= value <= 1.0
             assert f"{name}/judge_failures" in entry
         assert math.isfinite(entry["reward"])
+    # The judge's status, once: in the first step's metrics and one line on stderr.
+    for name in (sync_name, async_name):
+        assert steps[0][f"{name}/calibrated"] == 0.0
+        assert f"{name}/calibrated" not in steps[1]
+    assert proc.stderr.count(f"RubricLab judge {sync_name}: UNCALIBRATED (") == 1
 
 
 def _env() -> dict[str, str]:

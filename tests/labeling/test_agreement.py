@@ -8,7 +8,8 @@ import random
 import pytest
 
 from apps.calibration import stats
-from apps.labeling.agreement import disagreements, session_agreement
+from apps.labeling.adjudication import disagreement_page
+from apps.labeling.agreement import session_agreement
 from apps.labeling.models import HumanLabel, LabelSource
 from tests.labeling.helpers import make_session
 
@@ -68,5 +69,7 @@ def test_disagreements_list_items_whose_labels_differ(personas):
     _put(session, "bob", {0: 1, 1: 3})
     _put(session, "ann", {0: 0, 1: 1}, key="safe")
     _put(session, "bob", {0: 1, 1: 1}, key="safe")
-    found = [(row["key"], [v for _, v, _ in row["labels"]]) for row in disagreements(session)]
+    found = [(row.criterion["key"], [label.value for label in row.labels])
+             for row in disagreement_page(session)["rows"]]
+    # Item order, and within an item the rubric's order of criteria (correct before safe).
     assert found == [("safe", ["0", "1"]), ("correct", ["2", "3"])]

@@ -236,19 +236,6 @@ def test_closing_ends_live_claims_and_stops_claims_and_submits(personas):
     assert_counts_exact(session)
 
 
-def test_labels_under_the_same_name_already_imported_count_as_saved(personas):
-    session = make_session(personas.project, assignees=[personas.labeller], items=1)
-    claim = label_claim_next(session=session, user=personas.labeller)
-    HumanLabel.objects.create(item_id=claim.session_item.item_id, criterion_key="correct",
-                              scale_signature="ordinal:1,2,3", annotator="labeller", value="1",
-                              source=LabelSource.IMPORT)
-    result = services.label_submit(session=session, user=personas.labeller,
-                                   assignment_id=claim.pk, values={"correct": 3, "safe": 1})
-    assert result.outcome == services.ALREADY_SAVED
-    assert result.values == {"correct": "1", "safe": "1"}  # the old one kept, the new one added
-    assert HumanLabel.objects.filter(item_id=claim.session_item.item_id).count() == 2
-
-
 def test_session_create_refuses_a_dataset_of_the_other_kind_and_too_few_annotators(personas):
     from apps.datasets.models import Kind
     from tests.labeling.helpers import PAIRWISE, make_dataset, make_version

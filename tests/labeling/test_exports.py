@@ -55,7 +55,9 @@ def test_rows_carry_annotator_time_and_shown_order(personas, labelled):
     first = rows[0]
     assert set(first) == {"id", "prompt", "response", "reference", "metadata", "labels"}
     label = first["labels"][0]
-    assert set(label) == {"annotator", "criterion", "value", "comment", "time", "shown_order"}
+    assert set(label) == {"annotator", "criterion", "value", "comment", "time", "shown_order",
+                          "round"}
+    assert label["round"] == 1
     assert isinstance(label["value"], int) and label["time"].startswith("20")
 
 
@@ -84,7 +86,7 @@ def test_a_dataset_export_holds_imported_and_screen_labels(personas, labelled):
     assert [row["id"] for row in rows] == ["i0", "i1", "i3"]
     assert rows[2]["labels"] == [{"annotator": "imported-kim", "criterion": "safe", "value": 1,
                                   "comment": "", "time": rows[2]["labels"][0]["time"],
-                                  "shown_order": ""}]
+                                  "shown_order": "", "round": 1}]
     result = dataset_file_import(project=personas.project, dataset_name="all-copy",
                                  stream=io.BytesIO(data), fmt="jsonl",
                                  rubric_version=labelled.rubric_version)

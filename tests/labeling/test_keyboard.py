@@ -98,3 +98,111 @@ def test_labelling_by_keyboard_alone(personas, live_server, page):
     assert loads == [], loads
     # The 422 of the refused form is logged by the browser as a failed load; nothing else.
     assert [e for e in page.errors if "status of 422" not in e] == []
+
+
+def _focused_criterion(page) -> str | None:
+    return page.evaluate("""() => {
+        const el = document.activeElement;
+        const box = el && el.closest('fieldset[data-criterion]');
+        return box ? box.dataset.criterion : null; }""")
+
+
+def test_a_full_item_with_a_comment_by_keys_only(personas, live_server, page):
+    """Tab walks criteria, C opens the comment, Esc goes back to the criterion it came from,
+    Ctrl+Enter submits and the next item starts at its first criterion, out of the comment."""
+    session = make_session(personas.project, assignees=[personas.labeller], items=3)
+    _sign_in(page, live_server.url, "labeller")
+    page.goto(live_server.url + reverse("label_screen", kwargs={"slug": "acme",
+                                                                  "session_id": session.pk}))
+    page.wait_for_selector("fieldset.label-criterion.current")
+    keys = page.text_content("#keys-help")
+    assert "Esc" in keys and "Tab" in keys and "Ctrl" in keys
+    assert _focused_criterion(page) == "correct"
+    page.keyboard.press("Tab")
+    assert _focused_criterion(page) == "safe"  # the next criterion, not the next radio
+    page.keyboard.press("Shift+Tab")
+    assert _focused_criterion(page) == "correct"
+    page.keyboard.press("3")
+    assert _focused_criterion(page) == "safe"
+    page.keyboard.press("1")
+
+    page.keyboard.press("c")
+    assert page.evaluate("document.activeElement.id") == "comment"
+    page.keyboard.type("too short 42")
+    page.keyboard.press("Escape")  # back to the criterion it came from
+    assert _focused_criterion(page) == "safe"
+    assert page.input_value("#comment") == "too short 42"
+    page.keyboard.press("c")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("text=Question 1?")
+    page.wait_for_selector("fieldset.label-criterion.current")
+    stored = {(k, v, c) for k, v, c in HumanLabel.objects.filter(session=session).values_list(
+        "criterion_key", "value", "comment")}
+    assert stored == {("correct", "3", "too short 42"), ("safe", "1", "too short 42")}
+    # The next item: focus on its first criterion, not in its (empty) comment box.
+    assert page.evaluate("document.activeElement.id") != "comment"
+    assert _focused_criterion(page) == "correct"
+    page.keyboard.press("2")
+    page.keyboard.press("0")
+    assert page.input_value("#comment") == ""  # the digits went to the criteria
+    assert page.is_checked("input[name=c_correct][value='2']")
+    assert page.is_checked("input[name=c_safe][value='0']")
+    assert page.get_attribute(".label-progress progress", "value") == "1"
+    assert page.errors == []
+
+
+def test_item_and_rubric_side_by_side_on_a_wide_screen(personas, live_server, page):
+    session = make_session(personas.project, assignees=[personas.labeller], items=1)
+    from apps.datasets.models import Item
+
+    Item.objects.filter(dataset=session.dataset).update(response="A long answer.\n" * 80)
+    _sign_in(page, live_server.url, "labeller")
+    screen = live_server.url + reverse("label_screen", kwargs={"slug": "acme",
+                                                               "session_id": session.pk})
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(screen)
+    item = page.locator(".label-left").bounding_box()
+    criteria = page.locator("fieldset[data-criterion]").last.bounding_box()
+    submit = page.locator("#label-form button[type=submit]").bounding_box()
+    assert criteria["x"] >= item["x"] + item["width"]  # beside, not below
+    assert criteria["y"] + criteria["height"] <= 900 and submit["y"] + submit["height"] <= 900
+    page.set_viewport_size({"width": 700, "height": 900})
+    item = page.locator(".label-left").bounding_box()
+    criteria = page.locator("fieldset[data-criterion]").first.bounding_box()
+    assert criteria["y"] >= item["y"] + item["height"]  # a narrow screen stacks them
+    assert page.errors == []
+
+
+def test_adjudication_saves_in_place_and_moves_on(personas, live_server, page):
+    from apps.labeling.models import GoldLabel, LabelSource
+
+    session = make_session(personas.project, assignees=[personas.labeller], items=30)
+    items = list(session.pool.order_by("position").values_list("item_id", flat=True))
+    for annotator, shift in (("ann", 0), ("bob", 1)):
+        HumanLabel.objects.bulk_create(
+            HumanLabel(item_id=pk, criterion_key="correct", scale_signature="ordinal:1,2,3",
+                       annotator=annotator, value=str(1 + (i + shift) % 3),
+                       source=LabelSource.SCREEN, session=session)
+            for i, pk in enumerate(items))
+    _sign_in(page, live_server.url, "owner")
+    page.goto(live_server.url + reverse("adjudicate", kwargs={"slug": "acme",
+                                                              "session_id": session.pk}))
+    loads = []
+    page.on("framenavigated", lambda frame: loads.append(frame.url)
+            if frame == page.main_frame else None)
+    row = page.locator("[data-disagreement]").nth(5)
+    row.scroll_into_view_if_needed()
+    before = page.evaluate("window.scrollY")
+    assert before > 0
+    row.locator("select[name=value]").select_option("2")
+    row.locator("button[type=submit]").click()
+    page.wait_for_selector(f"#d-{items[5]}-correct.saved")
+    assert loads == []  # swapped by htmx, no page load
+    assert abs(page.evaluate("window.scrollY") - before) < 900  # the place is kept
+    assert "Saved. Gold: 2 — Partly" in page.inner_text(f"#d-{items[5]}-correct")
+    # Focus moved on to the next disagreement's gold value, and the queue grew by one.
+    assert page.evaluate("document.activeElement.closest('[data-disagreement]').id") == (
+        f"d-{items[6]}-correct")
+    assert page.locator("[data-disagreement]").count() == 26
+    assert GoldLabel.objects.get(item_id=items[5]).value == "2"
+    assert page.errors == []

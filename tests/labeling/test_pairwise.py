@@ -49,9 +49,12 @@ def test_the_screen_shows_the_recorded_order_and_maps_the_answer_back(personas, 
     n = claim.session_item.item.external_id[1:]
     body = personas.client("labeller").get(url("label_screen", session)).content.decode()
     left, right = ("first", "second") if order == "AB" else ("second", "first")
-    assert re.search(rf"<h3>Left</h3>.*{left} answer {n}.*<h3>Right</h3>.*{right} answer {n}",
+    assert re.search(rf"<h3>Left \(A\)</h3>.*{left} answer {n}.*<h3>Right \(B\)</h3>.*"
+                     rf"{right} answer {n}",
                      body, re.S)
-    assert "Left is better" in body and "Right is better" in body
+    assert "Left (A) is better" in body and "Right (B) is better" in body
+    # The anchors speak of A and B as the buttons and headings do.
+    assert "Response A is better." in body
     response = personas.client("labeller").post(url("label_screen", session), {
         "assignment": claim.pk, "c_overall": answer}, **HTMX)
     assert response.status_code == 200
@@ -68,7 +71,7 @@ def test_history_and_edit_speak_in_the_annotators_own_sides(personas):
     client.post(url("label_screen", session), {"assignment": claim.pk, "c_overall": "left"})
     assert HumanLabel.objects.get(session=session).value == "B"
     history = client.get(url("label_history", session)).content.decode()
-    assert "Overall = Left is better" in history
+    assert "Overall = Left (A) is better" in history
     edit = url("label_edit", session, item_id=claim.session_item.item_id)
     assert 'value="left" data-digit="1" checked' in client.get(edit).content.decode()
     client.post(edit, {"c_overall": "right"})

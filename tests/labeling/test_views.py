@@ -304,12 +304,13 @@ def test_submit_and_next_has_a_pinned_query_count(personas, session,
                                                   django_assert_max_num_queries):
     client = personas.client("labeller")
     claim = label_claim_next(session=session, user=personas.labeller)
-    # 19 = sign-in 2, loader 2, the rubric's criteria 1 (once per process for a published
-    # version), then one transaction: annotator lock 1, claim 1, labels 3 (insert in a
-    # savepoint), claim done 1, own count 1, next claim 5 (live claim, expiry sweep, pick, count,
-    # insert). Inside the test's transaction the outer block adds SAVEPOINT/RELEASE (2); in
-    # production that is BEGIN/COMMIT, which Django does not count.
-    with django_assert_max_num_queries(19):
+    # 21 = sign-in 2, loader 2, the rubric's criteria 1 (once per process for a published
+    # version), then one transaction: annotator lock 1, claim 1, the annotator's last round of
+    # the item 1, labels 3 (insert in a savepoint), claim done 1, own count 1, next claim 5
+    # (live claim, expiry sweep, pick, count, insert); the session's progress bar 1. Inside the
+    # test's transaction the outer block adds SAVEPOINT/RELEASE (2); in production that is
+    # BEGIN/COMMIT, which Django does not count.
+    with django_assert_max_num_queries(21):
         response = client.post(url("label_screen", session), {
             "assignment": claim.pk, "c_correct": "2", "c_safe": "1"}, **HTMX)
     assert response.status_code == 200 and "Question 1?" in response.content.decode()

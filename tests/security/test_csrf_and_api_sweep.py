@@ -78,6 +78,22 @@ def _api_calls(world) -> list[tuple[str, str, str, dict]]:
     ]
 
 
+def _labelling_calls(world) -> list[tuple[str, str, str, dict]]:
+    """The annotators' endpoints (any member's token, for the sessions they are assigned to):
+    same shape as _api_calls."""
+    ops = "/api/v1/projects/{slug}/labelling/sessions"
+    base = f"/api/v1/projects/{world.project.slug}/labelling/sessions"
+    one = f"{base}/{world.session.pk}"
+    return [
+        ("get", ops, base, {}),
+        ("get", ops + "/{session_id}/next", f"{one}/next", {}),
+        ("post", ops + "/{session_id}/submit", f"{one}/submit",
+         {"assignment": 0, "values": {"correct": 1, "safe": 1}}),
+        ("post", ops + "/{session_id}/skip", f"{one}/skip", {"assignment": 0, "reason": "x"}),
+        ("get", ops + "/{session_id}/mine", f"{one}/mine", {}),
+    ]
+
+
 def _call(client, method, path, body, token=None):
     headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
     if method == "get":
@@ -98,7 +114,8 @@ def test_the_sweep_covers_every_api_operation(world):
     schema = api.get_openapi_schema()
     operations = {(method, path) for path, methods in schema["paths"].items()
                   for method in methods}
-    swept = {(method, operation) for method, operation, _, _ in _api_calls(world)}
+    swept = {(method, operation) for method, operation, _, _ in
+             _api_calls(world) + _labelling_calls(world)}
     assert operations == swept
 
 
@@ -107,11 +124,23 @@ def test_the_api_is_404_to_a_token_of_another_project(personas, world):
     MembershipFactory(project=personas.other_project, user=other_owner, role=Role.OWNER)
     _, token = token_create(user=other_owner, project=personas.other_project, name="t")
     before = _snapshot(world.project)
-    for method, operation, path, body in _api_calls(world):
+    for method, operation, path, body in _api_calls(world) + _labelling_calls(world):
         if operation == "/api/v1/projects":
             continue  # names no project: its owner may create one (test_headless.py)
         response = _call(Client(), method, path, body, token)
         assert response.status_code == 404, (method, path, response.status_code)
+    assert _snapshot(world.project) == before
+
+
+def test_the_labelling_api_answers_a_labellers_token(personas, world):
+    """The annotators' endpoints are the labeller's (tests/labeling/test_api.py has the rest);
+    assignment 0 is nobody's, so the writes answer 404 and change nothing."""
+    _, token = token_create(user=personas.labeller, project=world.project, name="t")
+    before = _snapshot(world.project)
+    for method, _, path, body in _labelling_calls(world):
+        response = _call(Client(), method, path, body, token)
+        expected = 404 if method == "post" else 200
+        assert response.status_code == expected, (method, path, response.status_code)
     assert _snapshot(world.project) == before
 
 
@@ -125,7 +154,7 @@ def test_the_api_is_403_to_a_labellers_token(personas, world):
 
 
 def test_the_api_is_401_without_credentials(world):
-    for method, _, path, body in _api_calls(world):
+    for method, _, path, body in _api_calls(world) + _labelling_calls(world):
         response = _call(Client(), method, path, body)
         assert response.status_code == 401, (method, path, response.status_code)
 
@@ -136,3 +165,21 @@ def test_a_session_api_write_needs_the_csrf_token(personas, world):
     response = client.post(f"/api/v1/projects/{world.project.slug}/runs/{world.run.pk}/cancel",
                            {}, content_type="application/json")
     assert response.status_code == 403
+
+
+def test_a_nul_in_a_name_is_404_not_a_server_error(personas, world):
+    """PostgreSQL refuses NUL in a query: the loaders answer 404 before asking it."""
+    _, token = token_create(user=personas.owner, project=world.project, name="t")
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    client = Client()
+    assert client.get("/api/v1/projects/ac%00me/rubrics", **auth).status_code == 404
+    assert client.get(f"/api/v1/projects/{world.project.slug}/rubrics/a%00b/yaml",
+                      **auth).status_code == 404
+    started = client.post(f"/api/v1/projects/{world.project.slug}/runs",
+                          {"rubric": "\x00", "dataset": "", "model": ""},
+                          content_type="application/json", **auth)
+    assert started.status_code == 404
+    started = client.post(f"/api/v1/projects/{world.project.slug}/runs",
+                          {"rubric": world.rubric.slug, "dataset": "a\x00", "model": "x"},
+                          content_type="application/json", **auth)
+    assert started.status_code == 404

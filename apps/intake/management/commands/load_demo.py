@@ -10,7 +10,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--login", default="demo:demo",
+            "--login", default=None,
             help="USER:PASSWORD of a demo owner, created if missing (default demo:demo)",
         )
         parser.add_argument("--no-login", action="store_true", help="create no demo user")
@@ -19,8 +19,10 @@ class Command(BaseCommand):
         from apps.intake.demo import load_demo
 
         login = None
+        if options["no_login"] and options["login"] is not None:
+            raise CommandError("--login and --no-login contradict each other: give one")
         if not options["no_login"]:
-            username, sep, password = options["login"].partition(":")
+            username, sep, password = (options["login"] or "demo:demo").partition(":")
             if not sep or not username or not password:
                 raise CommandError("--login must be USER:PASSWORD")
             login = (username, password)
