@@ -17,7 +17,7 @@ from django.urls import reverse
 from apps.calibration.report import Thresholds
 from apps.calibration.summary import judge_matrix
 from apps.datasets.models import Dataset
-from apps.judging.models import JudgeRun
+from apps.judging.models import JudgeRun, RunKind
 from apps.labeling.models import HumanLabel
 from apps.rubrics.models import Rubric, RubricVersion
 
@@ -105,14 +105,20 @@ def rubric_state(rubric: Rubric, *, thresholds: Thresholds, user, exports: dict)
             "No judge passes the gate: see where the judge and the people part on "
             "development items, revise the draft and re-score.", workbench,
             "Improve the rubric")
-    elif state.export is None or state.export.run_id != state.best.run.pk:
-        state.next_step = _step(f"{state.best.run.name} passes the gate: export it for the "
-                                "trainer.", reverse("export_create", args=[slug])
-                                + f"?run={state.best.run.pk}", "Export the judge")
-    else:
+    elif state.export is not None and state.export.run_id == state.best.run.pk:
         state.next_step = _step(f"Exported {state.best.run.name}. Keep labelling new items to "
                                 "confirm the gate on data nobody has seen.",
                                 reverse("export_list", args=[slug]), "See the exports")
+    elif state.best.run.kind == RunKind.IMPORTED:
+        state.next_step = _step(
+            f"{state.best.run.name} passes the gate with imported verdicts; a bundle calls the "
+            "model with this rubric's prompt, so run it here first.",
+            reverse("run_start", args=[slug]) + f"?version={state.latest.pk}"
+            f"&dataset={state.dataset.pk}", "Run the judge here")
+    else:
+        state.next_step = _step(f"{state.best.run.name} passes the gate: export it for the "
+                                "trainer.", reverse("export_create", args=[slug])
+                                + f"?run={state.best.run.pk}", "Export the judge")
     return state
 
 

@@ -45,9 +45,16 @@ def test_the_next_step_walks_the_loop(personas):
     assert "No judge passes the gate" in _next(html) and "✗ fails" in html
     good = world.judge("good", {k: k % 3 + 1 for k in range(40)})
     html = _home(personas)
+    # Imported verdicts pass the gate, but a bundle needs the model run here with this prompt.
+    assert "good passes the gate with imported verdicts" in _next(html)
+    assert "Run the judge here" in _next(html) and "✓ passes" in html
+    from apps.judging.models import JudgeRun, RunKind
+
+    JudgeRun.objects.filter(pk=good.pk).update(kind=RunKind.LIVE, model="openai/fake-judge")
+    html = _home(personas)
     assert "good passes the gate: export it" in _next(html)
-    assert f"?run={good.pk}" in _next(html) and "✓ passes" in html
-    judge_export(run=good, fmt="json", model="openai/fake-judge")
+    assert f"?run={good.pk}" in _next(html)
+    judge_export(run=good, fmt="json", model="openai/fake-judge", force=True)
     html = _home(personas)
     assert "Exported good" in _next(html)
     assert bad.pk  # both judges were looked at; the best one is shown
