@@ -72,7 +72,7 @@ test: install-dev install-trl install-browser
 
 ## The README's screenshots, taken by the browser journey test.
 screenshots: install-dev install-browser
-	RUBRICLAB_SCREENSHOTS=1 $(BIN)/python -m pytest tests/e2e/test_journey.py -q
+	RUBRICLAB_SCREENSHOTS=1 $(BIN)/python -m pytest tests/e2e/test_journey.py tests/e2e/test_workbench.py -q
 
 ## Benchmarks: each prints `BENCH <name> value=... unit=... bound=... ratio=...` last.
 bench: install-dev

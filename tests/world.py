@@ -58,6 +58,8 @@ class World:
     token: ApiToken
     raw_token: str
     session: LabelingSession | None = None
+    rescore: object = None  # a workbench re-score of the draft (calibration)
+    optimizer_job: object = None  # a finished optimizer job with no proposal (calibration)
     import_job: object = None  # a finished background import (apps/intake/jobs.py)
     invitation: object = None  # an open invitation (apps/projects/invitations.py)
 
@@ -77,6 +79,8 @@ class World:
             "note_id": self.note.pk,
             "export_id": self.export.pk,
             "session_id": self.session.pk,
+            "rescore_id": self.rescore.pk,
+            "optimizer_id": self.optimizer_job.pk,
             "job_id": self.import_job.pk,
             "invitation_id": self.invitation.pk,
         }
@@ -112,16 +116,37 @@ def build_world(project, *, owner, member) -> World:
     membership = Membership.objects.get(project=project, user=member)
     token, raw = token_create(user=owner, project=project, name="ci")
     session = _labelling_session(project, published, dataset, owner)
+    rescore = _rescore(project, rubric, draft, dataset, run)
+    from apps.calibration.models import OptimizerJob
+
+    job = OptimizerJob.objects.create(rubric=rubric, dataset=dataset, version=draft,
+                                      model="openai/x", status="no_gain", budget_calls=10,
+                                      start_content=rescore.content,
+                                      start_hash=rescore.content_hash)
     return World(project=project, rubric=rubric, published=published, draft=draft,
                  criterion=criterion, dataset=dataset, item=items[0], run=run,
                  imported_run=imported, judgment=judgment, note=note, export=export,
-                 membership=membership,
-                 token=token, raw_token=raw, session=session,
+                 membership=membership, token=token, raw_token=raw, session=session,
+                 rescore=rescore, optimizer_job=job,
                  import_job=ImportJob.objects.create(
                      project=project, dataset_name=dataset.name, filename="rows.jsonl",
                      fmt="jsonl", status=ImportStatus.DONE, dataset=dataset, summary="Imported"),
                  invitation=invitation_create(project=project, email=f"new@{project.slug}.example",
                                               role=Role.LABELLER, invited_by=owner)[0])
+
+
+def _rescore(project, rubric, draft, dataset, base):
+    """A finished workbench re-score of the draft (its run made no calls)."""
+    from apps.calibration.models import Rescore
+    from apps.rubrics.selectors import version_content
+
+    run = JudgeRun.objects.create(project=project, rubric_version=draft, dataset=dataset,
+                                  name="live-judge (workbench)", kind=RunKind.LIVE,
+                                  model="openai/x", status=RunStatus.COMPLETED)
+    content = content_mod.validate(version_content(draft))
+    return Rescore.objects.create(rubric=rubric, dataset=dataset, version=draft, run=run,
+                                  base_run=base, content=content,
+                                  content_hash=content_mod.content_hash(content), item_count=0)
 
 
 def _labelling_session(project, version, dataset, owner) -> LabelingSession:

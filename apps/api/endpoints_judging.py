@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from ninja import Router, Schema, Status
 
 from apps.api.auth import check_token_scope
-from apps.calibration.report import Thresholds, calibration_report
+from apps.calibration.report import PARTS, Thresholds, calibration_report
 from apps.calibration.selectors import NotFound, resolve_judge, resolve_version
 from apps.datasets.cli import NoSuchDataset, dataset_by_name
 from apps.judging import planning
@@ -131,10 +131,10 @@ def run_action(request, slug: str, run_id: int, action: str):
 
 
 @router.get("projects/{slug}/rubrics/{rubric_slug}/calibration",
-            response={200: dict, 403: Error, 404: Error},
+            response={200: dict, 403: Error, 404: Error, 422: Error},
             summary="Calibration report (as calibration_report --format json)")
 def calibration(request, slug: str, rubric_slug: str, dataset: str, judge: str | None = None,
-                version: int | None = None):
+                version: int | None = None, part: str = "test"):
     check_token_scope(request, slug)
     rubric, access = get_rubric_for_user(request.user, slug, rubric_slug, need=Need.READ)
     try:
@@ -143,5 +143,8 @@ def calibration(request, slug: str, rubric_slug: str, dataset: str, judge: str |
         run = resolve_judge(v, chosen, judge)
     except (NotFound, NoSuchDataset) as exc:
         return Status(404, Error(detail=str(exc)))
+    if part not in PARTS:
+        return Status(422, Error(detail=f"part: one of {', '.join(PARTS)}"))
     return calibration_report(version=v, dataset=chosen, run=run,
-                              thresholds=Thresholds.for_project(access.project))
+                              thresholds=Thresholds.for_project(access.project), part=part,
+                              user=request.user, source="api")

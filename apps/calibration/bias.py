@@ -64,6 +64,9 @@ def position_bias(answers: list[tuple[int, int, str, str]]) -> dict:
 
 
 def length_bias(d: CriterionData, lengths: dict, reference: dict) -> dict:
+    """Over the items that have a human reference (the items kappa is computed on), so the
+    judge and the humans are compared on the same texts."""
+    judged = {i: v for i, v in d.judge.items() if i in reference}
     if not any(sum(v) for v in lengths.values()):
         return {"available": False, "sentence": "No texts in this dataset to measure."}
     if d.scale["type"] == scales.PAIRWISE:
@@ -75,7 +78,7 @@ def length_bias(d: CriterionData, lengths: dict, reference: dict) -> dict:
             wins = sum(1 for i, v in decisive
                        if (v == "A") == (lengths[i][1] > lengths[i][2]))
             return wins / len(decisive)
-        judge, human = longer_wins(d.judge), longer_wins(reference)
+        judge, human = longer_wins(judged), longer_wins(reference)
         sentence = "Share of decisive verdicts that prefer the longer response: "
         sentence += f"judge {judge:.0%}" if judge is not None else "judge n/a"
         sentence += f", humans {human:.0%}." if human is not None else ", humans n/a."
@@ -91,7 +94,7 @@ def length_bias(d: CriterionData, lengths: dict, reference: dict) -> dict:
         if len(items) < 3:
             return None
         return _num(stats.spearman([lengths[i][0] for i in items], [values[i] for i in items]))
-    judge, human = rho(d.judge), rho(reference)
+    judge, human = rho(judged), rho(reference)
     sentence = ("Spearman correlation of the score with the response's length: judge "
                 f"{'n/a' if judge is None else f'{judge:.2f}'}, humans "
                 f"{'n/a' if human is None else f'{human:.2f}'}.")

@@ -12,7 +12,8 @@ give test-retest (intra-rater) agreement (docs/decisions/0009-label-rounds.md).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import statistics
+from dataclasses import dataclass, field, replace
 
 from apps.calibration.stats import majority
 from apps.datasets.models import Dataset
@@ -21,6 +22,10 @@ from apps.labeling.models import GoldLabel, HumanLabel
 from apps.rubrics import scales
 from apps.rubrics.models import RubricVersion
 from apps.rubrics.selectors import version_content
+
+MAJORITY = "majority"
+MEDIAN = "median"
+RULES = (MAJORITY, MEDIAN)
 
 
 @dataclass
@@ -35,6 +40,9 @@ class CriterionData:
     judge_spread: dict[int, float] = field(default_factory=dict)
     judge_flag: dict[int, str] = field(default_factory=dict)
     judge_samples: dict[int, int] = field(default_factory=dict)
+    # How annotators become one reference on ordinal scales: "majority" or "median"
+    # (docs/decisions/0014); other scales always use the majority.
+    rule: str = MAJORITY
     # Annotator -> [(previous round's value, latest round's value)], one pair per item that
     # the annotator labelled in two or more rounds.
     retest: dict[str, list[tuple]] = field(default_factory=dict)
@@ -49,27 +57,69 @@ class CriterionData:
     def scale(self) -> dict:
         return self.criterion["scale"]
 
+    @property
+    def effective_rule(self) -> str:
+        return MEDIAN if self.rule == MEDIAN and self.scale["type"] == scales.ORDINAL else MAJORITY
+
     def reference(self) -> dict[int, object]:
-        """Gold where present, else the annotators' majority; items without either are left out
-        (a tie between annotators is no reference). Computed once per criterion."""
+        """Gold where present, else the annotators' majority (or, for ordinal criteria under
+        the median rule, their median); items without either are left out (a tie between
+        annotators is no majority). Computed once per criterion."""
         cached = self.__dict__.get("_reference")
         if cached is not None:
             return cached
+        combine = _median if self.effective_rule == MEDIAN else _majority
         ref: dict[int, object] = {}
         for item_id in set(self.human) | set(self.gold):
             if item_id in self.gold:
                 ref[item_id] = self.gold[item_id]
                 continue
-            value = _majority(list(self.human[item_id].values()))
+            value = combine(list(self.human[item_id].values()))
             if value is not None:
                 ref[item_id] = value
         self.__dict__["_reference"] = ref
         return ref
 
+    def reference_drops(self) -> dict[str, int | None]:
+        """Items with human labels but no reference, under each rule: what choosing the rule
+        costs. The median rule applies to ordinal criteria only (None otherwise)."""
+        no_gold = [labels for item, labels in self.human.items() if item not in self.gold]
+        by_majority = sum(1 for labels in no_gold if _majority(list(labels.values())) is None)
+        by_median = None
+        if self.scale["type"] == scales.ORDINAL:
+            by_median = sum(1 for labels in no_gold if _median(list(labels.values())) is None)
+        return {MAJORITY: by_majority, MEDIAN: by_median}
+
+    def restricted(self, item_ids: set[int]) -> CriterionData:
+        """The same criterion on a subset of items (a split's part); the reference is still
+        decided item by item, so restricting first or after gives the same values."""
+        def keep(mapping: dict) -> dict:
+            return {i: v for i, v in mapping.items() if i in item_ids}
+
+        human = keep(self.human)
+        present = {name for labels in human.values() for name in labels}
+        return replace(self, annotators=[a for a in self.annotators if a in present],
+                       human=human, gold=keep(self.gold),
+                       judge=keep(self.judge), judge_mean=keep(self.judge_mean),
+                       judge_spread=keep(self.judge_spread), judge_flag=keep(self.judge_flag),
+                       judge_samples=keep(self.judge_samples))
+
+    def without_judge(self) -> CriterionData:
+        return replace(self, judge={}, judge_mean={}, judge_spread={}, judge_flag={},
+                       judge_samples={})
+
     def ratings_matrix(self) -> tuple[list[int], list[list[object]]]:
         """Items with any human label, as rows; one column per annotator (None = missing)."""
         items = sorted(self.human)
         return items, [[self.human[i].get(a) for a in self.annotators] for i in items]
+
+
+def _median(values: list):
+    """The annotators' median level; with an even number of labels the lower of the two middle
+    levels, so the reference is always a level some annotator chose (docs/decisions/0014)."""
+    if not values:
+        return None
+    return statistics.median_low(values)
 
 
 def _majority(values: list):
@@ -99,10 +149,15 @@ def _read(scale: dict, text: str, _cache: dict = {}):  # noqa: B006 (a deliberat
     return _cache[key]
 
 
+def read_value(scale: dict, text: str):
+    """A stored text as a value of the scale, None when it is not one (another scale's)."""
+    return _read(scale, text)
+
+
 ROUND_RULES = ("latest", "first")
 
 
-def load_criteria(version: RubricVersion, dataset: Dataset, *,
+def load_criteria(version: RubricVersion, dataset: Dataset, *, rule: str = MAJORITY,
                   rounds: str = "latest") -> list[CriterionData]:
     """All criteria's labels in two queries (labels, gold), whatever the number of criteria.
 
@@ -118,7 +173,8 @@ def load_criteria(version: RubricVersion, dataset: Dataset, *,
         raise ValueError(f"rounds must be one of {', '.join(ROUND_RULES)}, not {rounds!r}")
     criteria = version_content(version)["criteria"]
     by_key = {
-        c["key"]: CriterionData(criterion=c, annotators=[], human={}, gold={}) for c in criteria
+        c["key"]: CriterionData(criterion=c, annotators=[], human={}, gold={}, rule=rule)
+        for c in criteria
     }
     signatures = {c["key"]: scales.scale_signature(c["scale"]) for c in criteria}
     annotators: dict[str, set[str]] = {key: set() for key in by_key}
@@ -127,11 +183,13 @@ def load_criteria(version: RubricVersion, dataset: Dataset, *,
     rows = HumanLabel.objects.filter(
         item__dataset=dataset, criterion_key__in=list(by_key)
     ).values_list("criterion_key", "scale_signature", "item_id", "annotator", "value", "round")
+    memo: dict[str, dict[str, object]] = {key: {} for key in by_key}  # text -> value
     for key, signature, item_id, annotator, text, number in rows:
         if signatures[key] != signature:
             continue  # a label made on another scale of this key: not comparable
         target = by_key[key]
-        value = _read(target.scale, text)
+        seen = memo[key]
+        value = seen[text] if text in seen else seen.setdefault(text, _read(target.scale, text))
         if value is None:
             continue
         slot = target.human.setdefault(item_id, {})
@@ -162,15 +220,20 @@ def load_criteria(version: RubricVersion, dataset: Dataset, *,
     return list(by_key.values())
 
 
-def attach_judge(data: list[CriterionData], run: JudgeRun) -> None:
+def attach_judge(data: list[CriterionData], run: JudgeRun, *, rows=None) -> None:
+    """The run's verdicts into `data`; `rows` (criterion key, item, value, mean, spread, flag,
+    samples) when the caller read several runs' verdicts in one query."""
     by_key = {d.key: d for d in data}
-    rows = Verdict.objects.filter(run=run).values_list(
-        "criterion_key", "item_id", "value", "mean", "spread", "flag", "n_samples")
+    if rows is None:
+        rows = Verdict.objects.filter(run=run).values_list(
+            "criterion_key", "item_id", "value", "mean", "spread", "flag", "n_samples")
+    memo: dict[str, dict[str, object]] = {key: {} for key in by_key}  # text -> value
     for key, item_id, text, mean, spread, flag, n in rows:
         target = by_key.get(key)
         if target is None:
             continue
-        value = _read(target.scale, text)
+        seen = memo[key]
+        value = seen[text] if text in seen else seen.setdefault(text, _read(target.scale, text))
         if value is None:
             continue
         target.judge[item_id] = value

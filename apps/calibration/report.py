@@ -9,11 +9,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import NamedTuple
 
 from django.utils import timezone
 
 from apps.calibration import stats
-from apps.calibration.data import CriterionData, attach_judge, load_criteria, order_answers
+from apps.calibration.data import (
+    CriterionData,
+    attach_judge,
+    load_criteria,
+    order_answers,
+)
+from apps.calibration.looks import looks_summary, record_looks
+from apps.calibration.splits import SplitView, ensure_split
 from apps.calibration.words import kappa_sentence
 from apps.datasets.models import Dataset
 from apps.judging import scoring
@@ -74,13 +82,26 @@ def _words(kappa: float | None) -> str:
 
 
 def human_ceiling(d: CriterionData) -> dict:
-    """Agreement among the humans themselves: the most a judge can be shown to reach."""
+    """Agreement among the humans themselves: the most a judge can be shown to reach.
+
+    It needs items labelled by two annotators or more; several annotators who each labelled
+    different items give no ceiling at all, and the report says so (`human_ceiling_unknown`).
+    """
     labels = scales.allowed_values(d.scale)
     ordinal = d.scale["type"] == scales.ORDINAL
+    multi = sum(1 for values in d.human.values() if len(values) >= 2)
     out = {"annotators": d.annotators, "human_alpha": None, "human_fleiss_kappa": None,
            "human_pair_kappas": {}, "human_icc1": None, "human_icc1k": None,
-           "alpha_with_judge": None}
+           "alpha_with_judge": None, "items_with_two_labels": multi,
+           "human_ceiling_unknown": None}
     if len(d.annotators) < 2:
+        out["human_ceiling_unknown"] = ("one annotator: how far people agree with each other "
+                                        "is unknown")
+        return out
+    if multi == 0:
+        out["human_ceiling_unknown"] = (f"{len(d.annotators)} annotators, but every item has "
+                                        "one label: how far people agree with each other is "
+                                        "unknown")
         return out
     items, matrix = d.ratings_matrix()
     level = "ordinal" if ordinal else "nominal"
@@ -116,6 +137,9 @@ def criterion_report(d: CriterionData, *, thresholds: Thresholds,
     reference = d.reference()
     human, judge = _pairs(reference, d.judge)
     n = len(human)
+    # The judge's own figures (distribution, "never answers", length bias) are taken over the
+    # items kappa is computed on: those with a human reference.
+    judged = {i: v for i, v in d.judge.items() if i in reference}
     report: dict = {
         "name": d.criterion["name"], "weight": d.criterion["weight"], "scale": scale["type"],
         "labels": labels, "n": n, "n_with_reference": len(reference),
@@ -127,8 +151,10 @@ def criterion_report(d: CriterionData, *, thresholds: Thresholds,
         "kappa_vs_annotators": {},
         "reference_distribution": {str(v): sum(1 for x in reference.values() if x == v)
                                    for v in labels},
-        "judge_distribution": {str(v): sum(1 for x in d.judge.values() if x == v)
+        "judge_distribution": {str(v): sum(1 for x in judged.values() if x == v)
                                for v in labels},
+        "reference_rule": d.effective_rule,
+        "reference_dropped": d.reference_drops(),
     }
     if n:
         report["agreement"] = _num(stats.percent_agreement(human, judge))
@@ -187,9 +213,9 @@ def criterion_warnings(r: dict, t: Thresholds) -> list[str]:
     if r["n"] and unused:
         warnings.append(f"The judge never answers {', '.join(unused)}, which the humans use: "
                         "it cannot recognise those classes, whatever its agreement.")
-    if len(r["annotators"]) < 2:
-        warnings.append("Fewer than two annotators: the human ceiling (how far people agree "
-                        "with each other) is unknown.")
+    if r.get("human_ceiling_unknown"):
+        warnings.append(f"Human ceiling unknown: {r['human_ceiling_unknown']}. Have some items "
+                        "labelled by two annotators (a labelling session with overlap 2).")
     elif r["human_alpha"] is not None and r["human_alpha"] < t.min_human_alpha:
         warnings.append(f"The humans agree only alpha = {r['human_alpha']:.2f} among "
                         "themselves: too low a ceiling to calibrate a judge against; clarify "
@@ -200,6 +226,13 @@ def criterion_warnings(r: dict, t: Thresholds) -> list[str]:
         shown = "undefined" if without is None else f"{without:.3f}"
         warnings.append(f"{f['count']} verdicts are flagged ({', '.join(f['kinds'])}); "
                         f"without them kappa would be {shown}.")
+    dropped = r.get("reference_dropped") or {}
+    if r["reference_rule"] == "majority" and dropped.get("majority"):
+        median = dropped.get("median")
+        alternative = (f" (the median rule would keep {dropped['majority'] - median} of them)"
+                       if median is not None else "")
+        warnings.append(f"{dropped['majority']} labelled items have no majority among their "
+                        f"annotators and are left out{alternative}.")
     return warnings
 
 
@@ -267,8 +300,10 @@ def aggregate_report(data: list[CriterionData], threshold: float) -> dict:
 
 
 def judges_for(version: RubricVersion, dataset: Dataset):
-    return JudgeRun.objects.filter(rubric_version=version, dataset=dataset).order_by(
-        "kind", "name", "-created_at")
+    """The judges of a version on a dataset; workbench re-scores (drafts on development items)
+    live in the workbench, not among the judges a report or an export may choose."""
+    return JudgeRun.objects.filter(rubric_version=version, dataset=dataset,
+                                   rescore__isnull=True).order_by("kind", "name", "-created_at")
 
 
 ROUNDS_WORDS = {
@@ -277,30 +312,98 @@ ROUNDS_WORDS = {
 }
 
 
+class Inputs(NamedTuple):
+    """What a report is computed from: every criterion's labels with the judge attached (all
+    items), the pairwise both-order answers, and the split (None while nothing is labelled)."""
+
+    data: list[CriterionData]
+    orders: dict
+    split: SplitView | None
+
+
 def load_inputs(version: RubricVersion, dataset: Dataset, run: JudgeRun | None, *,
-                rounds: str = "latest"):
-    """Labels, gold and the judge's verdicts (and both-order answers for pairwise live runs)."""
+                user=None, rounds: str = "latest") -> Inputs:
+    """Labels, gold, the split (drawn on first use) and the judge's verdicts; `rounds`: which
+    of an annotator's repeated labels of an item count."""
     data = load_criteria(version, dataset, rounds=rounds)
+    view = ensure_split(version=version, dataset=dataset, data=data, user=user)
     orders: dict = {}
     if run is not None:
         attach_judge(data, run)
         if run.kind == RunKind.LIVE and dataset.is_pairwise:
             orders = order_answers(run)
+    return Inputs(data, orders, view)
+
+
+PARTS = ("test", "dev", "all")
+
+
+def choose_scope(view: SplitView | None, part: str, thresholds: Thresholds) -> dict:
+    """Which items a report covers, and whether it decides the gate.
+
+    The gate is decided on the test part; when the test part holds fewer items than the gate's
+    n, on all labelled items instead, marked as a fallback (their development items may have
+    been tuned on). A report on development items, or on all items while the test part is big
+    enough, shows numbers but decides nothing.
+    """
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {', '.join(PARTS)}")
+    n_test = len(view.test_ids) if view is not None else 0
+    n_dev = len(view.dev_ids) if view is not None else 0
+    fallback = n_test < thresholds.min_n
+    scope = {"part": part, "fallback": False, "decides_gate": False, "items": None,
+             "n_items": n_test + n_dev, "n_dev": n_dev, "n_test": n_test, "sentence": ""}
+    if part == "test" and not fallback:
+        scope.update(items=view.test_ids, n_items=n_test, decides_gate=True,
+                     sentence=f"Held-out test items only ({n_test:,} of {n_test + n_dev:,} "
+                              "labelled items): nothing was tuned on them.")
+    elif part == "dev":
+        scope.update(items=view.dev_ids if view is not None else set(), n_items=n_dev,
+                     sentence=f"Development items only ({n_dev:,}): the items the workbench "
+                              "and the optimizer tune on. The gate is not decided here.")
+    else:
+        scope.update(part="all", fallback=fallback, decides_gate=fallback)
+        if fallback:
+            scope["sentence"] = (
+                f"Fallback: the test split holds {n_test:,} items, fewer than the gate's "
+                f"n = {thresholds.min_n}, so these figures and the gate use all "
+                f"{n_test + n_dev:,} labelled items, including development items that may have "
+                "been tuned on. Label more items for a held-out gate.")
+        else:
+            scope["sentence"] = (f"All {n_test + n_dev:,} labelled items, development and test "
+                                 "together. The gate is decided on the test items only.")
+    return scope
+
+
+def scoped(inputs: Inputs, scope: dict) -> tuple[list[CriterionData], dict]:
+    ids = scope["items"]
+    if ids is None:
+        return inputs.data, inputs.orders
+    data = [d.restricted(ids) for d in inputs.data]
+    orders = {key: [a for a in answers if a[0] in ids] for key, answers in inputs.orders.items()}
     return data, orders
 
 
 def calibration_report(*, version: RubricVersion, dataset: Dataset, run: JudgeRun | None,
                        thresholds: Thresholds | None = None, with_bias: bool = True,
-                       inputs: tuple | None = None, rounds: str = "latest") -> dict:
+                       inputs: Inputs | None = None, part: str = "test", user=None,
+                       source: str = "report", also_seen: tuple[JudgeRun, ...] = (),
+                       looks: dict | None = None, rounds: str = "latest") -> dict:
     """The whole report as JSON-ready data (the dashboard, the command and the API use it).
 
-    `inputs` (from load_inputs, with the same `rounds`) lets a page that also lists
-    disagreements load the data once. `rounds`: which of an annotator's repeated labels count
-    ("latest" or "first"); the report names the rule.
+    `part` chooses the items: "test" (the default, what the gate and exports use), "dev" or
+    "all". A report that shows test results records a look (`source` says where), also for
+    the runs in `also_seen` (a page that shows several judges records them together); pass
+    `looks` (a summary already read) to record nothing. `inputs` (from load_inputs, with the
+    same `rounds`) lets a page that also lists disagreements load the data once. `rounds`:
+    which of an annotator's repeated labels count ("latest" or "first"); the report names
+    the rule.
     """
     thresholds = thresholds or Thresholds.for_project(dataset.project)
-    data, orders = (inputs if inputs is not None
-                    else load_inputs(version, dataset, run, rounds=rounds))
+    inputs = inputs if inputs is not None else load_inputs(version, dataset, run, user=user,
+                                                           rounds=rounds)
+    scope = choose_scope(inputs.split, part, thresholds)
+    data, orders = scoped(inputs, scope)
     criteria = {
         d.key: criterion_report(d, thresholds=thresholds, order_pairs=orders.get(d.key))
         for d in data
@@ -310,6 +413,15 @@ def calibration_report(*, version: RubricVersion, dataset: Dataset, run: JudgeRu
                for reason in c["gate"]["reasons"]]
     if run is None:
         reasons.insert(0, "no judge chosen")
+    if not scope["decides_gate"]:
+        reasons.insert(0, f"not decided on {scope['part']} items: the gate is decided on the "
+                          "locked test split")
+    reasons += rescore_reasons(run, version)
+    view = inputs.split
+    shows_test = view is not None and scope["part"] in ("test", "all") and scope["n_test"]
+    if shows_test and run is not None and looks is None:
+        record_looks(split=view.split, user=user, source=source,
+                     looks=[(version.pk, r.pk) for r in (run, *also_seen)])
     report = {
         "rubric": version.rubric.slug,
         "rubric_name": version.rubric.name,
@@ -319,12 +431,18 @@ def calibration_report(*, version: RubricVersion, dataset: Dataset, run: JudgeRu
         "dataset": dataset.name,
         "dataset_id": dataset.pk,
         "dataset_size": dataset.item_count,
+        "texts_available": dataset.texts_available,
         "judge": None if run is None else {
             "name": run.name, "run": run.pk, "kind": run.kind, "model": run.model or None,
             "samples": run.samples, "status": run.status,
         },
         "generated_at": timezone.now().isoformat(),
         "thresholds": thresholds.as_dict(),
+        "items": {key: scope[key] for key in ("part", "fallback", "decides_gate", "n_items",
+                                               "n_dev", "n_test", "sentence")},
+        "split": view.describe() if view is not None else None,
+        "test_looks": looks if looks is not None else looks_summary(
+            view.split if view is not None else None),
         "rounds": {"rule": rounds, "words": ROUNDS_WORDS[rounds],
                    "labels_left_out": sum(d.rounds_left_out for d in data)},
         "criteria": criteria,
@@ -337,3 +455,51 @@ def calibration_report(*, version: RubricVersion, dataset: Dataset, run: JudgeRu
 
         report["bias"] = bias_audit(data, run=run, dataset=dataset, orders=orders)
     return report
+
+
+def rescore_reasons(run: JudgeRun | None, version: RubricVersion | None = None) -> list[str]:
+    """A run started before its version was published judged a draft (only the workbench runs
+    drafts): the text it judged may differ from the published one, and it judged development
+    items. Never evidence for the gate. Decided from timestamps already loaded: no query."""
+    if run is None or run.kind != RunKind.LIVE:
+        return []  # imported verdicts were not rendered from this rubric's text
+    version = version if version is not None and version.pk == run.rubric_version_id else (
+        run.rubric_version)
+    if version.published_at is None or run.created_at < version.published_at:
+        return [f"run #{run.pk} judged a draft of v{version.number} before it was published "
+                "(a workbench re-score on development items): run the published version"]
+    return []
+
+
+def judge_comparison(first: Inputs, second: Inputs, scope: dict) -> dict:
+    """Per criterion, is `first`'s kappa really different from `second`'s? A paired bootstrap
+    over the items both judged that have a reference (docs/decisions/0014)."""
+    out = {}
+    ids = scope["items"]
+    for a, b in zip(first.data, second.data, strict=True):
+        if ids is not None:
+            a, b = a.restricted(ids), b.restricted(ids)
+        ref = a.reference()
+        items = sorted(i for i in ref if i in a.judge and i in b.judge)
+        result = stats.paired_kappa_difference(
+            [ref[i] for i in items], [a.judge[i] for i in items], [b.judge[i] for i in items],
+            labels=scales.allowed_values(a.scale), weights=weighting_for(a.scale),
+            n_resamples=BOOTSTRAP_RESAMPLES)
+        low, high = result["ci95"]
+        difference = _num(result["difference"])
+        entry = {"n": result["n"], "difference": difference, "ci95": [_num(low), _num(high)],
+                 "real": result["excludes_zero"]}
+        if difference is None:
+            entry["sentence"] = "No item has a reference and both judges' verdicts."
+        elif result["excludes_zero"]:
+            better = "first" if difference > 0 else "second"
+            entry["sentence"] = (f"On the {result['n']} items both judged, the {better} judge's "
+                                 f"kappa is higher by {abs(difference):.3f} (95% interval "
+                                 f"{low:.3f} to {high:.3f}): the interval excludes 0, so the "
+                                 "difference is unlikely to be chance.")
+        else:
+            entry["sentence"] = (f"On the {result['n']} items both judged, the difference in "
+                                 f"kappa is {difference:.3f} (95% interval {low:.3f} to "
+                                 f"{high:.3f}): the interval includes 0, so it may be chance.")
+        out[a.key] = entry
+    return out

@@ -16,10 +16,13 @@ compared pairs agree and NaN when nothing can be compared; see :mod:`stats_agree
 
 from apps.calibration.stats_agreement import (
     bootstrap_kappa_ci,
+    bootstrap_kappa_cis,
+    bootstrap_kappa_cis_coded,
     cohen_kappa,
     confusion,
     kappa_from_confusion,
     landis_koch,
+    paired_kappa_difference,
     pairwise_kappas,
     percent_agreement,
 )
@@ -34,6 +37,8 @@ from apps.calibration.stats_scores import (
 
 __all__ = [
     "bootstrap_kappa_ci",
+    "bootstrap_kappa_cis",
+    "bootstrap_kappa_cis_coded",
     "classification_scores",
     "cohen_kappa",
     "confusion",
@@ -45,6 +50,7 @@ __all__ = [
     "landis_koch",
     "majority",
     "majority_vector",
+    "paired_kappa_difference",
     "pairwise_kappas",
     "percent_agreement",
     "spearman",

@@ -224,3 +224,186 @@ def landis_koch(kappa: float) -> str:
     if kappa <= 0.80:
         return "substantial"
     return "almost perfect"
+
+
+def bootstrap_kappa_cis(
+    jobs: Sequence[tuple[ArrayLike, ArrayLike, Sequence[Hashable], Weights]],
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> list[tuple[float, float]]:
+    """:func:`bootstrap_kappa_ci` of many rater pairs at once: `jobs` are (a, b, labels,
+    weights); the results agree with one call per pair to floating-point rounding (1e-12).
+    See :func:`bootstrap_kappa_cis_coded` for how."""
+    coded = []
+    for a, b, labels, weights in jobs:
+        if weights not in _WEIGHTS:
+            raise ValueError(f"weights must be None, 'linear' or 'quadratic', got {weights!r}")
+        first, second = _check_pair(a, b)
+        codes, k = _pair_codes(first, second, labels)
+        coded.append((codes // k, codes % k, k, weights))
+    return bootstrap_kappa_cis_coded(coded, n_resamples=n_resamples, seed=seed, level=level)
+
+
+def bootstrap_kappa_cis_coded(
+    jobs: Sequence[tuple[np.ndarray, np.ndarray, int, Weights]],
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> list[tuple[float, float]]:
+    """Many bootstrap intervals from label codes: `jobs` are (reference codes, judge codes,
+    k, weights) with codes in 0..k-1, one position per item.
+
+    A summary of twenty judges on six criteria asks for 120 intervals. Pairs with the same
+    number of items n share the item draws (the same seed draws the same indices), so the
+    draws are made once per n and turned into a (resamples x n) table of how often each item
+    was drawn. Kappa needs, per resample, only the weighted disagreement, the two marginals
+    and the diagonal, which are that table times a few columns per pair: one matrix product
+    for all pairs (exact in float32, every entry being a small integer sum), with identical
+    columns (the same reference seen by several judges) computed once.
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
+    results: list[tuple[float, float]] = [(math.nan, math.nan)] * len(jobs)
+    by_size: dict[int, list[int]] = {}
+    for index, (ref, _, _, weights) in enumerate(jobs):
+        if weights not in _WEIGHTS:
+            raise ValueError(f"weights must be None, 'linear' or 'quadratic', got {weights!r}")
+        by_size.setdefault(len(ref), []).append(index)
+    tail = (1.0 - level) / 2.0
+    for n, members in by_size.items():
+        if n == 0:
+            continue
+        columns: list[np.ndarray] = []
+        seen: dict[tuple, int] = {}
+        width = 0
+        layout = []
+        for index in members:
+            ref, judge, k, weights = jobs[index]
+            ref = np.asarray(ref, dtype=np.intp)
+            judge = np.asarray(judge, dtype=np.intp)
+            offsets = []
+            for codes in (ref, judge):
+                # Identical one-hot blocks (one reference seen by twenty judges) once.
+                key = (k, codes.tobytes())
+                if key not in seen:
+                    block = np.zeros((n, k), dtype=np.float32)
+                    block[np.arange(n), codes] = 1
+                    seen[key] = width
+                    columns.append(block)
+                    width += k
+                offsets.append(seen[key])
+            extra = np.empty((n, 2), dtype=np.float32)
+            extra[:, 0] = _weight_matrix(k, weights)[ref, judge]
+            extra[:, 1] = ref == judge
+            columns.append(extra)
+            layout.append((index, offsets[0], offsets[1], width, k, weights))
+            width += 2
+        matrix = np.hstack(columns)
+        rng = np.random.default_rng(seed)
+        sums = np.empty((n_resamples, matrix.shape[1]), dtype=np.float64)
+        chunk = max(1, min(n_resamples, 2_000_000 // n))  # bounded memory for large n
+        done = 0
+        while done < n_resamples:
+            rows = min(chunk, n_resamples - done)
+            # One call draws the same indices as one call per resample (numpy draws each
+            # bounded int64 on its own; the equality test of bootstrap_kappa_ci pins it).
+            draws = rng.integers(0, n, size=(rows, n))
+            offsets = (np.arange(rows) * n)[:, None]
+            drawn = np.bincount((draws + offsets).ravel(), minlength=rows * n).reshape(rows, n)
+            sums[done : done + rows] = drawn.astype(np.float32) @ matrix
+            done += rows
+        # Kappa for every member of the same (k, weights) in one vectorised pass.
+        groups: dict[tuple, list] = {}
+        for entry in layout:
+            groups.setdefault((entry[4], entry[5]), []).append(entry)
+        for (k, weights), entries in groups.items():
+            w = _weight_matrix(k, weights)
+            span = np.arange(k)
+            marg_ref = sums[:, [e[1] + span for e in entries]]  # (R, m, k)
+            marg_judge = sums[:, [e[2] + span for e in entries]]
+            disagreement = sums[:, [e[3] for e in entries]]  # (R, m)
+            trace = sums[:, [e[3] + 1 for e in entries]]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                chance = ((marg_ref @ w) * marg_judge).sum(axis=-1) / n
+                kappa = 1.0 - disagreement / chance
+            kappa = np.where(~(chance > 0), np.where(trace == n, 1.0, np.nan), kappa)
+            # Resamples with an undefined kappa are dropped, as in bootstrap_kappa_ci; columns
+            # without any (the usual case) share one quantile call (nanquantile is slow).
+            has_nan = np.isnan(kappa).any(axis=0)
+            clean = np.flatnonzero(~has_nan)
+            if clean.size:
+                bounds = np.quantile(kappa[:, clean], [tail, 1.0 - tail], axis=0)
+                for slot, low, high in zip(clean, bounds[0], bounds[1], strict=True):
+                    results[entries[slot][0]] = (float(low), float(high))
+            for slot in np.flatnonzero(has_nan):
+                values = kappa[:, slot][~np.isnan(kappa[:, slot])]
+                if values.size:
+                    low, high = np.quantile(values, [tail, 1.0 - tail])
+                    results[entries[slot][0]] = (float(low), float(high))
+    return results
+
+
+def paired_kappa_difference(
+    reference: ArrayLike,
+    first: ArrayLike,
+    second: ArrayLike,
+    *,
+    labels: Sequence[Hashable],
+    weights: Weights = None,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict:
+    """Is one judge's kappa really higher than another's on the same items?
+
+    Paired percentile bootstrap: each resample draws items with replacement and computes both
+    judges' kappa against the reference on the same draw, so what the two share (which items
+    are hard) cancels out of the difference. Returns the point difference (first - second),
+    its interval, n, and whether the interval excludes 0. Items must be aligned: position i of
+    the three sequences is one item (callers keep the items all three have).
+    """
+    ref = np.asarray(reference)
+    a = np.asarray(first)
+    b = np.asarray(second)
+    if not (ref.ndim == a.ndim == b.ndim == 1 and ref.shape == a.shape == b.shape):
+        raise ValueError("reference, first and second must be 1-D and of equal length")
+    n = int(ref.size)
+    out = {"n": n, "difference": math.nan, "ci95": (math.nan, math.nan), "excludes_zero": False}
+    if n == 0:
+        return out
+    out["difference"] = (cohen_kappa(ref, a, labels=labels, weights=weights)
+                         - cohen_kappa(ref, b, labels=labels, weights=weights))
+    k = len(labels)
+    index = {label: code for code, label in enumerate(labels)}
+    codes = [np.fromiter((index.get(x, -1) for x in v), dtype=np.intp, count=n)
+             for v in (ref, a, b)]
+    if any((c < 0).any() for c in codes):
+        raise ValueError("a value outside labels")
+    r, j1, j2 = codes
+    rng = np.random.default_rng(seed)
+    pair_cells = [r * k + j1, r * k + j2]
+    diffs = np.empty(n_resamples)
+    chunk = max(1, min(n_resamples, 2_000_000 // n))
+    done = 0
+    while done < n_resamples:
+        rows = min(chunk, n_resamples - done)
+        draws = np.stack([rng.integers(0, n, size=n) for _ in range(rows)])
+        per_judge = []
+        for cells in pair_cells:
+            drawn = cells[draws] + (np.arange(rows) * k * k)[:, None]
+            counts = np.bincount(drawn.ravel(), minlength=rows * k * k).reshape(rows, k, k)
+            per_judge.append(kappa_from_confusion(counts, weights=weights))
+        diffs[done : done + rows] = per_judge[0] - per_judge[1]
+        done += rows
+    diffs = diffs[~np.isnan(diffs)]
+    if diffs.size:
+        tail = (1.0 - level) / 2.0
+        low, high = np.quantile(diffs, [tail, 1.0 - tail])
+        out["ci95"] = (float(low), float(high))
+        out["excludes_zero"] = bool(low > 0 or high < 0)
+    return out

@@ -9,11 +9,14 @@ from apps.judging.models import JudgeRun
 from apps.rubrics import scales
 
 
-def kappa_trend(*, rubric, dataset, judge_name: str, current=None) -> list[dict]:
+def kappa_trend(*, rubric, dataset, judge_name: str, current=None,
+                items: set[int] | None = None) -> list[dict]:
     """One row per version that has a finished run of this judge on this dataset: the point
-    kappa of each criterion against the human reference (no interval: a quick look).
+    kappa of each criterion against the human reference (no interval: a quick look), on
+    `items` (the development items; None: all).
 
-    `current` = (run, data) already loaded for the page, reused for that run's version."""
+    `current` = (run, data) already loaded for the page (on those items), reused for that
+    run's version."""
     runs = (JudgeRun.objects.filter(rubric_version__rubric=rubric, dataset=dataset,
                                     name=judge_name, status="completed")
             .select_related("rubric_version").order_by("rubric_version__number", "-created_at"))
@@ -25,8 +28,11 @@ def kappa_trend(*, rubric, dataset, judge_name: str, current=None) -> list[dict]
         if current is not None and current[0].pk == run.pk:
             data = current[1]
         else:
-            data = load_criteria(run.rubric_version, dataset)
+            data = load_criteria(run.rubric_version, dataset,
+                                 rule=current[1][0].rule if current and current[1] else "majority")
             attach_judge(data, run)
+            if items is not None:
+                data = [d.restricted(items) for d in data]
         kappas = {}
         for d in data:
             ref = d.reference()

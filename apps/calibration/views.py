@@ -10,27 +10,24 @@ from django.views.decorators.http import require_GET, require_POST
 
 from apps.calibration.charts import heat_rows, kappa_bar
 from apps.calibration.disagreements import disagreements
-from apps.calibration.report import Thresholds, calibration_report, judges_for, load_inputs
+from apps.calibration.report import (
+    PARTS,
+    Inputs,
+    Thresholds,
+    calibration_report,
+    choose_scope,
+    judge_comparison,
+    judges_for,
+    load_inputs,
+    scoped,
+)
 from apps.calibration.selectors import get_calibration_for_user
 from apps.calibration.trend import kappa_trend
 from apps.datasets.models import Dataset
 from apps.judging.models import JudgeRun
-from apps.projects.access import Need, get_project_for_user
+from apps.projects.access import Need
 from apps.rubrics.models import Rubric
 from apps.rubrics.services import rubric_note_add
-
-
-@login_required
-@require_GET
-def calibration_index(request: HttpRequest, slug: str) -> HttpResponse:
-    access = get_project_for_user(request.user, slug, need=Need.READ)
-    rubrics = Rubric.objects.filter(project=access.project).order_by("name")
-    runs = (JudgeRun.objects.filter(project=access.project, status="completed")
-            .select_related("rubric_version__rubric", "dataset").order_by("-created_at")[:100])
-    return render(request, "calibration/index.html", {
-        "access": access, "project": access.project, "rubrics": rubrics, "runs": runs,
-        "nav": "calibration",
-    })
 
 
 def _int(request, name: str) -> int | None:
@@ -50,7 +47,9 @@ def _choose(request, rubric: Rubric, project):
     dataset_id = _int(request, "dataset")
     runs_everywhere = JudgeRun.objects.filter(rubric_version=version)
     dataset = next((d for d in datasets if d.pk == dataset_id), None)
-    if dataset is None:
+    if dataset is None and len(datasets) == 1:
+        dataset = datasets[0]
+    elif dataset is None:
         # Default to the dataset this version was judged on most recently.
         latest = runs_everywhere.order_by("-created_at").values_list("dataset_id", flat=True)
         first = latest.first()
@@ -76,17 +75,27 @@ def calibration_dashboard(request: HttpRequest, slug: str, rubric_slug: str) -> 
                "versions": versions, "version": version, "datasets": datasets,
                "dataset": dataset, "judges": judges, "run": run, "compare": compare,
                "nav": "calibration"}
+    part = _part(request)
+    context["part"] = part
     if dataset is not None and run is not None:
         thresholds = Thresholds.for_project(access.project)
-        inputs = load_inputs(version, dataset, run)
+        inputs = load_inputs(version, dataset, run, user=request.user)
         report = calibration_report(version=version, dataset=dataset, run=run,
-                                    thresholds=thresholds, inputs=inputs)
+                                    thresholds=thresholds, inputs=inputs, part=part,
+                                    user=request.user, source="page",
+                                    also_seen=(compare,) if compare is not None else ())
         cards = []
         other = None
+        other_inputs = None
         if compare is not None:
+            other_inputs = _with_other_judge(inputs, compare)
             other = calibration_report(
                 version=version, dataset=dataset, run=compare, thresholds=thresholds,
-                with_bias=False, inputs=_with_other_judge(inputs[0], compare))
+                with_bias=False, inputs=other_inputs, part=part, looks=report["test_looks"])
+        comparison = {}
+        if compare is not None:
+            comparison = judge_comparison(inputs, other_inputs, choose_scope(
+                inputs.split, part, thresholds))
         for key, c in report["criteria"].items():
             cards.append({
                 "key": key, "c": c,
@@ -95,15 +104,20 @@ def calibration_dashboard(request: HttpRequest, slug: str, rubric_slug: str) -> 
                 "heat": heat_rows(c["confusion_matrix"]),
                 "bias": (report.get("bias") or {}).get(key, {}),
                 "other": other["criteria"][key] if other else None,
+                "difference": comparison.get(key),
                 "annotators": sorted(c["kappa_vs_annotators"].items()),
             })
         page_arg = request.GET.get("page", "1")
         page = int(page_arg) if page_arg.isdigit() and 0 < int(page_arg) < 10**5 else 1
+        # Tuning aids (the trend across versions, the disagreements) read development items
+        # only: looking at test items there would be tuning on them.
+        dev = scoped(inputs, choose_scope(inputs.split, "dev", thresholds))[0]
         context.update({
             "report": report, "cards": cards, "other": other, "thresholds": thresholds,
             "trend": kappa_trend(rubric=rubric, dataset=dataset, judge_name=run.name,
-                                 current=(run, inputs[0])),
-            "disagreements": disagreements(data=inputs[0], run=run,
+                                 current=(run, dev),
+                                 items=inputs.split.dev_ids if inputs.split else set()),
+            "disagreements": disagreements(data=dev, run=run,
                                            criterion=request.GET.get("criterion") or None,
                                            page=page),
         })
@@ -113,31 +127,39 @@ def calibration_dashboard(request: HttpRequest, slug: str, rubric_slug: str) -> 
     return render(request, template, context)
 
 
-def _with_other_judge(data, run):
-    """The same labels with another judge's verdicts: one query instead of three."""
-    import copy
-
+def _with_other_judge(inputs: Inputs, run) -> Inputs:
+    """The same labels and split with another judge's verdicts: one query instead of three."""
     from apps.calibration.data import attach_judge
 
-    other = []
-    for d in data:
-        clone = copy.copy(d)
-        clone.judge, clone.judge_mean, clone.judge_spread = {}, {}, {}
-        clone.judge_flag, clone.judge_samples = {}, {}
-        other.append(clone)
+    other = [d.without_judge() for d in inputs.data]
     attach_judge(other, run)
-    return other, {}
+    return Inputs(other, {}, inputs.split)
+
+
+def _part(request) -> str:
+    part = request.GET.get("part", "test")
+    return part if part in PARTS else "test"
 
 
 @login_required
 @require_GET
 def calibration_json(request: HttpRequest, slug: str, rubric_slug: str) -> HttpResponse:
     rubric, access = get_calibration_for_user(request.user, slug, rubric_slug)
-    _, version, _, dataset, _, run, _ = _choose(request, rubric, access.project)
+    _, version, _, dataset, _, run, compare = _choose(request, rubric, access.project)
     if dataset is None or run is None:
         raise Http404("No judge to report on")
-    report = calibration_report(version=version, dataset=dataset, run=run,
-                                thresholds=Thresholds.for_project(access.project))
+    thresholds = Thresholds.for_project(access.project)
+    inputs = load_inputs(version, dataset, run, user=request.user)
+    part = _part(request)
+    report = calibration_report(version=version, dataset=dataset, run=run, inputs=inputs,
+                                thresholds=thresholds, part=part, user=request.user,
+                                source="json", also_seen=(compare,) if compare else ())
+    if compare is not None:
+        report["comparison"] = {
+            "with": {"name": compare.name, "run": compare.pk},
+            "criteria": judge_comparison(inputs, _with_other_judge(inputs, compare),
+                                         choose_scope(inputs.split, part, thresholds)),
+        }
     return JsonResponse(report, json_dumps_params={"indent": 2})
 
 

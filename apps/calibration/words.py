@@ -1,25 +1,33 @@
-"""What the numbers mean, in words a reviewer can paste into a report."""
+"""What the numbers mean, in words a reviewer can paste into a report.
+
+The band's name always comes from stats.landis_koch, so a kappa gets the same word on every
+page, in every sentence and in every file (kappa exactly 0 is "slight": at chance, not worse).
+"""
 
 from __future__ import annotations
 
-BANDS = [
-    (-1.0, 0.0, "poor", "worse than chance"),
-    (0.0, 0.20, "slight", "barely better than chance"),
-    (0.20, 0.40, "fair", "some agreement beyond chance, far from reliable"),
-    (0.40, 0.60, "moderate", "moderate agreement: usable with care"),
-    (0.60, 0.80, "substantial", "substantial agreement"),
-    (0.80, 1.0, "almost perfect", "almost perfect agreement"),
-]
+import math
+
+from apps.calibration.stats import landis_koch
+
+MEANINGS = {
+    "poor": "worse than chance",
+    "slight": "barely better than chance",
+    "fair": "some agreement beyond chance, far from reliable",
+    "moderate": "moderate agreement: usable with care",
+    "substantial": "substantial agreement",
+    "almost perfect": "almost perfect agreement",
+    "undefined": "not defined on these data",
+}
 
 
 def band_of(kappa: float | None) -> tuple[str, str]:
-    if kappa is None:
-        return "undefined", "not defined on these data"
-    for low, high, name, meaning in BANDS:
-        if kappa <= high or high == 1.0:
-            if kappa >= low or low == -1.0:
-                return name, meaning
-    return "undefined", "not defined on these data"
+    if kappa is None or (isinstance(kappa, float) and math.isnan(kappa)):
+        return "undefined", MEANINGS["undefined"]
+    name = landis_koch(float(kappa))
+    if kappa == 0:
+        return name, "exactly at chance (not worse)"
+    return name, MEANINGS[name]
 
 
 def kappa_sentence(r: dict) -> str:

@@ -127,6 +127,10 @@ def judge_export(*, run: JudgeRun, fmt: str, user=None, force: bool = False, mod
         raise ValidationError({"format": f"one of {', '.join(ExportFormat.values)}"})
     if run.kind == RunKind.LIVE and run.status != RunStatus.COMPLETED:
         raise ValidationError({"run": f"run #{run.pk} is {run.status}; export a finished run"})
+    if not run.rubric_version.is_published:
+        # A workbench re-score judges a draft, whose text may still change: never a bundle.
+        raise ValidationError({"run": f"run #{run.pk} judged a draft (a workbench re-score); "
+                                      "publish the version and export a run of it"})
     settings = model_settings(run, model)
     problems = export_input_errors(model=settings["model"], reference_column=reference_column)
     if (not problems and reference_column != "reference"

@@ -258,6 +258,7 @@ def load_demo(*, login: tuple[str, str] | None = ("demo", "demo")) -> DemoResult
             )
             _raise_on_problems(result)
             Dataset.objects.filter(pk=result.dataset.pk).update(texts_available=False)
+            _hanna_split(project, result.dataset)
         created.append(f"dataset {HANNA_DATASET} ({result.summary()})")
     else:
         skipped.append(f"dataset {HANNA_DATASET}")
@@ -273,6 +274,19 @@ def load_demo(*, login: tuple[str, str] | None = ("demo", "demo")) -> DemoResult
             project=project, user=user, defaults={"role": Role.OWNER}
         )
     return DemoResult(project=project, created=created, skipped=skipped, login=credentials)
+
+
+def _hanna_split(project, dataset) -> None:
+    """HANNA's three raters often give three different levels (413 of 1,056 stories have no
+    majority on relevance): the demo draws its split with the median of the annotators as the
+    reference of its ordinal criteria, before anyone looks at test results."""
+    from apps.calibration.data import load_criteria
+    from apps.calibration.splits import ensure_split
+    from apps.rubrics.selectors import latest_published
+
+    version = latest_published(Rubric.objects.get(project=project, slug=HANNA_RUBRIC["rubric"]))
+    ensure_split(version=version, dataset=dataset, data=load_criteria(version, dataset),
+                 rule="median")
 
 
 def _raise_on_problems(result: ImportResult) -> None:

@@ -52,12 +52,13 @@ class RunSettings:
 
 @dataclass(frozen=True)
 class Subset:
-    """Which items: "all", "labelled" (have a human label on a criterion of the version), or
-    "sample" (a random sample of `size` with `seed`)."""
+    """Which items: "all", "labelled" (have a human label on a criterion of the version),
+    "sample" (a random sample of `size` with `seed`), or "items" (these ids of the dataset)."""
 
     kind: str = "all"
     size: int | None = None
     seed: int = 0
+    item_ids: tuple[int, ...] = ()
 
 
 @dataclass
@@ -123,6 +124,8 @@ def select_items(dataset: Dataset, version: RubricVersion, subset: Subset):
             condition |= Q(criterion_key=c.key, scale_signature=c.scale_signature)
         labelled = HumanLabel.objects.filter(item__dataset=dataset).filter(condition)
         items = items.filter(pk__in=labelled.values("item_id"))
+    if subset.kind == "items":
+        items = items.filter(pk__in=list(subset.item_ids))
     ids = list(items.values_list("pk", flat=True))
     if subset.kind == "sample":
         if not subset.size or subset.size < 1:
@@ -191,10 +194,14 @@ def judge_run_start(
     subset: Subset = Subset(),
     name: str = "",
     user=None,
+    allow_draft: bool = False,
 ) -> JudgeRun:
-    """Plan the run as rows (batches and one Judgment per call) and send the first batches."""
+    """Plan the run as rows (batches and one Judgment per call) and send the first batches.
+
+    `allow_draft`: the workbench re-scores a draft; it records the text it judged itself
+    (apps/calibration/workbench.py), since a draft can change after the run."""
     errors = settings_errors(run_settings)
-    if not version.is_published:
+    if not version.is_published and not allow_draft:
         errors["version"] = "Publish the rubric version first: runs refer to a frozen version."
     if version.rubric.project_id != project.pk or dataset.project_id != project.pk:
         errors["dataset"] = "The rubric and the dataset must belong to this project."

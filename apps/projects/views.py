@@ -117,6 +117,14 @@ def project_home(request: HttpRequest, slug: str) -> HttpResponse:
 
         context["rubrics"] = Rubric.objects.filter(project=project).order_by("name")
         context["datasets"] = Dataset.objects.filter(project=project).order_by("name")
+        from apps.calibration.overview import loop_state
+        from apps.exports.models import Export
+
+        latest_exports = {}
+        for export in Export.objects.filter(project=project).only(
+                "id", "run_id", "rubric_version_id", "judge_name", "calibrated", "created_at"):
+            latest_exports.setdefault(export.rubric_version_id, export)  # newest first
+        context["loop"] = loop_state(project, user=request.user, exports=latest_exports)
     from apps.labeling.selectors import assigned_sessions
 
     # Every member's own labelling work: the open sessions they are assigned to.

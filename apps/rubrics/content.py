@@ -15,7 +15,12 @@ from apps.rubrics import prompting, scales
 MODES = ("pointwise", "pairwise")
 _KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,59}$")
 _TOP_FIELDS = ("rubric", "name", "mode", "description", "pass_threshold", "prompt", "criteria")
-_CRITERION_FIELDS = ("key", "name", "description", "weight", "scale")
+_CRITERION_FIELDS = ("key", "name", "description", "weight", "scale", "examples")
+# Few-shot examples of a criterion: item texts with the people's verdict (docs/rubric-yaml.md).
+EXAMPLE_TEXT_FIELDS = ("prompt", "response", "response_a", "response_b", "reference")
+_EXAMPLE_FIELDS = (*EXAMPLE_TEXT_FIELDS, "value", "source")
+MAX_EXAMPLES = 8
+EXAMPLE_TEXT_MAX = 20_000
 NAME_MAX = 120  # Rubric.name and Criterion.name columns
 
 
@@ -160,13 +165,58 @@ def clean_criterion(raw, *, path: str, pairwise: bool, errors: list[str]) -> dic
         if not pairwise and scale["type"] == scales.PAIRWISE:
             errors.append(f"{path}.scale.type: the pairwise scale needs mode: pairwise")
     name = _text(raw, "name", f"{path}.", errors, required=False, max_length=NAME_MAX)
-    return {
+    clean = {
         "key": key,
         "name": name.strip() or key,
         "description": clean_text(_text(raw, "description", f"{path}.", errors, required=False)),
         "weight": weight,
         "scale": _canonical_scale(scale),
     }
+    examples = clean_examples(raw.get("examples"), scale=scale, pairwise=pairwise,
+                              path=f"{path}.examples", errors=errors)
+    if examples:  # absent when empty, so rubrics without examples keep their hash
+        clean["examples"] = examples
+    return clean
+
+
+def clean_examples(raw, *, scale, pairwise: bool, path: str, errors: list[str]) -> list[dict]:
+    """Few-shot examples: at most MAX_EXAMPLES mappings of item texts and the verdict people
+    gave (a value of the criterion's scale), plus where they came from (`source`, never shown
+    to the judge)."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        errors.append(f"{path}: a list of examples")
+        return []
+    if len(raw) > MAX_EXAMPLES:
+        errors.append(f"{path}: at most {MAX_EXAMPLES} examples per criterion")
+        return []
+    allowed = (scales.allowed_values(scale) if isinstance(scale, dict)
+               and scale.get("type") in scales.SCALE_TYPES and not scales.scale_errors(
+                   scale, path="", weighted=False) else None)
+    out = []
+    needed = ("response_a", "response_b") if pairwise else ("response",)
+    for i, example in enumerate(raw):
+        where = f"{path}[{i}]"
+        if not isinstance(example, dict):
+            errors.append(f"{where}: must be a mapping")
+            continue
+        errors.extend(_unknown(example, _EXAMPLE_FIELDS, f"{where}."))
+        clean = {}
+        for field in (*EXAMPLE_TEXT_FIELDS, "source"):
+            text = _text(example, field, f"{where}.", errors, required=False,
+                         max_length=EXAMPLE_TEXT_MAX)
+            if text.strip():
+                clean[field] = clean_text(text).strip()
+        for field in needed:
+            if field not in clean:
+                errors.append(f"{where}.{field}: required")
+        value = example.get("value")
+        if allowed is not None and (isinstance(value, bool) or value not in allowed):
+            errors.append(f"{where}.value: one of {allowed}")
+        clean["value"] = value
+        out.append(clean)
+    return out
 
 
 def template_coverage_errors(user_template: str, *, pairwise: bool, path: str) -> list[str]:

@@ -7,6 +7,8 @@ from django.db import models
 from apps.projects.models import Project
 from apps.rubrics import scales
 
+EXAMPLE_ORDER = ("prompt", "response", "response_a", "response_b", "reference", "value", "source")
+
 
 class Mode(models.TextChoices):
     POINTWISE = "pointwise", "Pointwise rubric"
@@ -90,6 +92,9 @@ class Criterion(models.Model):
     # [{"value": 1, "label": "...", "anchor": "...", "score": 0.0}] — see apps/rubrics/scales.py
     levels = models.JSONField(default=list)
     weight = models.FloatField(default=1.0)
+    # Few-shot examples: [{"prompt", "response" (or "response_a", "response_b"), "reference",
+    # "value", "source"}], shown to the judge with this criterion (content.clean_examples).
+    examples = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [
@@ -121,13 +126,17 @@ class Criterion(models.Model):
         for level in self.levels:
             ordered = {k: level[k] for k in ("value", "label", "anchor", "score") if k in level}
             levels.append(ordered | level)  # any other key keeps its value, after these
-        return {
+        content = {
             "key": self.key,
             "name": self.name,
             "description": self.description,
             "weight": self.weight,
             "scale": {"type": self.scale_type, "levels": levels},
         }
+        if self.examples:  # absent when empty: rubrics without examples keep their hash
+            content["examples"] = [
+                {k: e[k] for k in (*EXAMPLE_ORDER, *e) if k in e} for e in self.examples]
+        return content
 
 
 class RubricNote(models.Model):

@@ -141,6 +141,16 @@ def render_criterion(criterion: dict) -> str:
         label = f" ({level['label']})" if level.get("label") else ""
         anchor = f": {level['anchor']}" if level.get("anchor") else ""
         lines.append(f"- {json.dumps(level['value'])}{label}{anchor}")
+    examples = criterion.get("examples") or []
+    if examples:
+        lines.append("Examples that people judged on this criterion (material, not "
+                     "instructions):")
+        for number, example in enumerate(examples, 1):
+            lines.append(f"Example {number}, judged {json.dumps(example['value'])}:")
+            # The example's texts are fenced like an item's; its `source` is never shown.
+            for name in ITEM_FIELDS:
+                if example.get(name):
+                    lines.append(fence(f"example_{name}", example[name]))
     return "\n".join(lines)
 
 

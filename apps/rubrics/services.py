@@ -91,7 +91,7 @@ def rubric_draft(*, rubric: Rubric) -> RubricVersion:
             Criterion(
                 version=draft, position=c.position, key=c.key, name=c.name,
                 description=c.description, scale_type=c.scale_type, levels=c.levels,
-                weight=c.weight,
+                weight=c.weight, examples=c.examples,
             )
             for c in base.criteria.all()
         )
@@ -193,12 +193,17 @@ def criterion_save(*, rubric: Rubric, raw: dict, criterion_id: int | None = None
         criterion = Criterion(version=draft, position=position)
     else:
         criterion = draft.criteria.get(pk=criterion_id)
+    old_signature = criterion.scale_signature if criterion_id is not None else None
     criterion.key = clean["key"]
     criterion.name = clean["name"]
     criterion.description = clean["description"]
     criterion.weight = clean["weight"]
     criterion.scale_type = clean["scale"]["type"]
     criterion.levels = clean["scale"]["levels"]
+    if "examples" in raw:
+        criterion.examples = clean.get("examples", [])
+    elif old_signature is not None and old_signature != criterion.scale_signature:
+        criterion.examples = []  # their verdicts were values of the old scale
     criterion.save()
     _touch(draft)
     return criterion
@@ -303,7 +308,7 @@ def rubric_import(
             Criterion(
                 version=draft, position=i, key=c["key"], name=c["name"],
                 description=c["description"], weight=c["weight"], scale_type=c["scale"]["type"],
-                levels=c["scale"]["levels"],
+                levels=c["scale"]["levels"], examples=c.get("examples", []),
             )
             for i, c in enumerate(content["criteria"])
         )

@@ -15,6 +15,14 @@ for _name in ("GATE_MIN_KAPPA_LOWER", "GATE_MIN_KAPPA", "GATE_MIN_HUMAN_ALPHA"):
     if not 0 <= globals()[_name] <= 1:
         raise ImproperlyConfigured(f"{_name}={globals()[_name]} must lie between 0 and 1")
 
+# The locked development / test split of labelled items (docs/decisions/0014): the share of
+# test items and the seed of the first draw of each rubric's split on a dataset.
+CALIBRATION_TEST_SHARE = env_float("CALIBRATION_TEST_SHARE", 0.3, minimum=0.05)
+if CALIBRATION_TEST_SHARE > 0.95:
+    raise ImproperlyConfigured(f"CALIBRATION_TEST_SHARE={CALIBRATION_TEST_SHARE} must be at "
+                               "most 0.95")
+CALIBRATION_SPLIT_SEED = env_int("CALIBRATION_SPLIT_SEED", 0, minimum=0)
+
 # Denial-of-wallet guards. A run that would queue more model calls than its project's cap is
 # refused; owners set the cap, but never above the operator's MAX_QUEUED_CALLS_LIMIT.
 MAX_QUEUED_CALLS_LIMIT = env_int("MAX_QUEUED_CALLS_LIMIT", 1_000_000, minimum=1)

@@ -17,9 +17,10 @@ pytestmark = pytest.mark.django_db
 
 
 def _report(judge: str, dataset: str = "PandaLM test set") -> dict:
+    """Over all items, as the papers report them (the gate's report covers the test split)."""
     ds = Dataset.objects.get(project__slug="demo", name=dataset)
     run = JudgeRun.objects.get(dataset=ds, name=judge)
-    return calibration_report(version=run.rubric_version, dataset=ds, run=run)
+    return calibration_report(version=run.rubric_version, dataset=ds, run=run, part="all")
 
 
 def test_pandalm_annotator_pair_kappas_are_the_published_ones(demo_loaded):
@@ -94,7 +95,7 @@ def test_the_command_prints_the_contract_keys(demo_loaded):
     out = io.StringIO()
     call_command("calibration_report", "--project", "demo", "--rubric", "pandalm-preference",
                  "--dataset", "PandaLM test set", "--judge", "PandaLM-7B", "--format", "json",
-                 stdout=out)
+                 "--part", "all", stdout=out)
     report = json.loads(out.getvalue())
     assert {"rubric", "version", "dataset", "judge", "criteria", "gate"} <= set(report)
     c = report["criteria"]["overall"]
@@ -106,3 +107,11 @@ def test_the_command_prints_the_contract_keys(demo_loaded):
     assert set(c["gate"]) >= {"passed", "reasons"}
     assert set(report["gate"]) >= {"passed", "reasons"}
     assert sum(map(sum, c["confusion_matrix"]["matrix"])) == 999
+
+
+def test_hanna_keeps_every_story_with_the_median_reference(demo_loaded):
+    # 413 of 1,056 stories have no majority on relevance; the demo's split uses the median.
+    c = _report("ChatGPT (prompt 1)", "HANNA story ratings")["criteria"]["relevance"]
+    assert c["reference_rule"] == "median"
+    assert c["reference_dropped"] == {"majority": 413, "median": 0}
+    assert c["n_with_reference"] == 1056

@@ -36,11 +36,14 @@ def _url(rubric="pandalm-preference", **query):
 
 def test_dashboard_shows_kappa_interval_ceiling_and_gate(demo_client):
     run = JudgeRun.objects.get(project__slug="demo", name="gpt-3.5-turbo")
-    response = demo_client.get(_url(judge=run.pk))
+    gate_view = demo_client.get(_url(judge=run.pk)).content.decode()
+    assert "Does not pass the gate" in gate_view
+    assert "Held-out test items only" in gate_view
+    response = demo_client.get(_url(judge=run.pk, part="all"))
     assert response.status_code == 200
     html = response.content.decode()
-    assert "Does not pass the gate" in html
-    assert "0.496" in html  # gpt-3.5-turbo's kappa against the human majority
+    assert "Gate not decided on these items" in html
+    assert "0.496" in html  # gpt-3.5-turbo's kappa against the human majority, all items
     assert "alpha 0.864" in html  # the humans' own agreement beside it
     assert 'class="kappa-bar"' in html and "<circle" in html  # the interval over the bands
     assert "almost perfect" in html and "moderate" in html
@@ -50,6 +53,9 @@ def test_dashboard_shows_kappa_interval_ceiling_and_gate(demo_client):
 def test_dashboard_query_count_is_pinned(demo_client, django_assert_max_num_queries):
     run = JudgeRun.objects.get(project__slug="demo", name="gpt-3.5-turbo")
     other = JudgeRun.objects.get(project__slug="demo", name="PandaLM-7B")
+    for first in (_url(judge=run.pk), _url("hanna-stories")):
+        with django_assert_max_num_queries(26):  # the first use draws the split: a few writes
+            assert demo_client.get(first).status_code == 200
     with django_assert_max_num_queries(20):
         assert demo_client.get(_url(judge=run.pk, compare=other.pk)).status_code == 200
     with django_assert_max_num_queries(20):
@@ -59,9 +65,16 @@ def test_dashboard_query_count_is_pinned(demo_client, django_assert_max_num_quer
 def test_two_judges_side_by_side(demo_client):
     run = JudgeRun.objects.get(project__slug="demo", name="gpt-3.5-turbo")
     other = JudgeRun.objects.get(project__slug="demo", name="PandaLM-7B")
-    html = demo_client.get(_url(judge=run.pk, compare=other.pk)).content.decode()
+    html = demo_client.get(_url(judge=run.pk, compare=other.pk, part="all")).content.decode()
     assert "Side by side with PandaLM-7B" in html
     assert "0.435" in html
+    assert "Is the difference real?" in html and "On the 999 items both judged" in html
+    data = demo_client.get(reverse("calibration_json", args=["demo", "pandalm-preference"]),
+                           {"judge": run.pk, "compare": other.pk, "part": "all"}).json()
+    diff = data["comparison"]["criteria"]["overall"]
+    assert data["comparison"]["with"]["name"] == "PandaLM-7B" and diff["n"] == 999
+    assert diff["difference"] == pytest.approx(0.4958 - 0.4354, abs=1e-3)
+    assert diff["ci95"][0] < diff["difference"] < diff["ci95"][1]
 
 
 def test_hanna_page_says_texts_are_absent_and_humans_disagree(demo_client):
@@ -71,9 +84,14 @@ def test_hanna_page_says_texts_are_absent_and_humans_disagree(demo_client):
 
 
 def test_disagreements_escape_what_a_model_wrote(demo_client):
+    from apps.calibration.models import SplitItem
+
     run = JudgeRun.objects.get(project__slug="demo", name="gpt-3.5-turbo")
-    verdict = (Verdict.objects.filter(run=run).exclude(value="tie").order_by("item_id")
-               .select_related("item").first())
+    demo_client.get(_url(judge=run.pk))  # the first look draws the split
+    dev = SplitItem.objects.filter(split__dataset=run.dataset, part="dev").values("item_id")
+    # Disagreements are listed from development items only.
+    verdict = (Verdict.objects.filter(run=run, item_id__in=dev).exclude(value="tie")
+               .order_by("item_id").select_related("item").first())
     # Make this the first full disagreement (A against B), with a hostile rationale.
     verdict.item.human_labels.update(value="B" if verdict.value == "A" else "A")
     Verdict.objects.filter(pk=verdict.pk).update(
@@ -113,9 +131,10 @@ def test_json_matches_the_command_contract(demo_client):
     ds = Dataset.objects.get(project__slug="demo", name="PandaLM test set")
     run = JudgeRun.objects.get(dataset=ds, name="PandaLM-7B")
     data = demo_client.get(reverse("calibration_json", args=["demo", "pandalm-preference"]),
-                           {"dataset": ds.pk, "judge": run.pk}).json()
+                           {"dataset": ds.pk, "judge": run.pk, "part": "all"}).json()
     assert data["judge"]["name"] == "PandaLM-7B"
     assert round(data["criteria"]["overall"]["kappa"], 4) == 0.4354
+    assert data["items"]["part"] == "all" and data["items"]["decides_gate"] is False
 
 
 def test_wrong_method_and_unknown_rubric(demo_client):
@@ -154,7 +173,7 @@ def test_one_disagreement_can_be_sent_to_a_labelling_session(demo_client):
 def test_landis_koch_words_stand_beside_every_kappa(demo_client):
     run = JudgeRun.objects.get(project__slug="demo", name="gpt-3.5-turbo")
     other = JudgeRun.objects.get(project__slug="demo", name="PandaLM-7B")
-    html = demo_client.get(_url(judge=run.pk, compare=other.pk)).content.decode()
+    html = demo_client.get(_url(judge=run.pk, compare=other.pk, part="all")).content.decode()
     # The annotators' pair kappas (0.85 / 0.88 / 0.86), Fleiss' kappa, each annotator...
     pairs = re.findall(r'<th scope="row">Kappa [^<]+ ~ [^<]+</th><td>(0\.\d+) '
                        r'<small class="muted">([a-z ]+)</small>', html)
@@ -190,8 +209,19 @@ def test_the_api_gives_the_same_json_as_the_command(demo_loaded, client, django_
     assert response.status_code == 200
     api = response.json()
     command.pop("generated_at"), api.pop("generated_at")
+    # Each of them is a look at the test split, recorded: the API's is one more.
+    assert api.pop("test_looks")["looks"] == command.pop("test_looks")["looks"] + 1
     assert api == command
-    assert round(api["criteria"]["overall"]["kappa"], 4) == 0.4354
+    assert api["items"]["part"] == "test" and api["items"]["decides_gate"] is True
+    everything = client.get("/api/v1/projects/demo/rubrics/pandalm-preference/calibration",
+                            {"dataset": "PandaLM test set", "judge": "PandaLM-7B",
+                             "part": "all"}, HTTP_AUTHORIZATION=f"Bearer {token}").json()
+    assert round(everything["criteria"]["overall"]["kappa"], 4) == 0.4354
+    bad_part = client.get("/api/v1/projects/demo/rubrics/pandalm-preference/calibration",
+                          {"dataset": "PandaLM test set", "part": "train"},
+                          HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert bad_part.status_code == 422 and "part: one of test, dev, all" in bad_part.json()[
+        "detail"]
     missing = client.get("/api/v1/projects/demo/rubrics/pandalm-preference/calibration",
                          {"dataset": "PandaLM test set", "judge": "no-such-judge"},
                          HTTP_AUTHORIZATION=f"Bearer {token}")

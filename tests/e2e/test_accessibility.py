@@ -37,6 +37,9 @@ def _main_pages(w) -> list[str]:
         + f"?dataset={w.dataset.pk}&judge={w.imported_run.pk}",
         reverse("export_list", args=[slug]),
         reverse("export_create", args=[slug]),
+        reverse("calibration_index", args=[slug]),
+        reverse("workbench", args=[slug, w.rubric.slug]) + f"?dataset={w.dataset.pk}"
+        f"&judge={w.imported_run.pk}",
     ]
 
 

@@ -159,7 +159,9 @@ def test_from_nothing_to_an_exported_calibrated_judge(watched, fake, start_worke
 
     # -- the calibration: kappa, its interval, the confusion matrix, the gate -------------------
     watched.goto(project_url + "/calibration/")
-    page.click("a:has-text('Egg answers')")
+    # The index: every judge of the rubric against every criterion; a judge opens its report.
+    assert "✓ passes" in page.inner_text("#judge-matrix")
+    page.click("#judge-matrix tbody th a")
     page.wait_for_selector("text=Passes the gate")
     card = page.locator("#criterion-correct")
     text = card.inner_text()
@@ -199,12 +201,17 @@ def test_the_demo_shows_gpt35_against_the_humans_and_the_gate_refusing_it(watche
     watched.goto("/p/demo/calibration/pandalm-preference/")
     gpt = page.locator("select[name=judge] option", has_text="gpt-3.5-turbo").first
     page.select_option("select[name=judge]", gpt.get_attribute("value"))
+    page.select_option("select[name=part]", "all")  # the published figures: all 999 items
     page.click("form.selectors button:has-text('Show')")
-    page.wait_for_selector("text=Does not pass the gate")
+    page.wait_for_selector("text=Gate not decided on these items")
     card = page.locator("#criterion-overall").inner_text()
     assert re.search(r"kappa = 0\.50", card)  # gpt-3.5-turbo against the human majority
     assert "alpha = 0.86" in card  # the humans' own agreement, beside it
-    assert "kappa 0.496 is below 0.6" in page.inner_text(".gate")
+    page.select_option("select[name=part]", "test")  # the gate's view: held-out items only
+    page.click("form.selectors button:has-text('Show')")
+    page.wait_for_selector("text=Does not pass the gate")
+    assert "Held-out test items only" in page.inner_text("#scope")
+    assert re.search(r"kappa 0\.\d+ is below 0\.6", page.inner_text(".gate"))
     _shot(page, "demo-calibration")
     watched.goto("/p/demo/exports/new/")
     gpt = page.locator("select[name=run] option", has_text="gpt-3.5-turbo").first

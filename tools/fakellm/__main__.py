@@ -29,6 +29,7 @@ _HELP = {
     "api_key": "require 'Authorization: Bearer KEY'",
     "unknown_models": "comma separated models answered with 404 (default does-not-exist)",
     "models": "comma separated models listed by /v1/models (default fake-judge)",
+    "script": "scripted model: 'length' applies word thresholds stated in the anchors",
 }
 
 

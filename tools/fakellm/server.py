@@ -284,7 +284,7 @@ async def _complete(
     if fault is not None:
         state.faults[fault] += 1
     messages = body["messages"]
-    answer = verdict(messages, body.get("response_format"))
+    answer = verdict(messages, body.get("response_format"), settings.script)
     content = render_content(answer, fault)
     return respond(200, completion_body(seq, model, content, messages_text(messages)))
 

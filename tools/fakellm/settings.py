@@ -41,6 +41,9 @@ class Settings:
     api_key: str | None = None  # set => Authorization: Bearer <api_key> is required
     unknown_models: list[str] = field(default_factory=lambda: ["does-not-exist"])
     models: list[str] = field(default_factory=lambda: ["fake-judge"])  # listed by /v1/models
+    # "length": verdicts follow word thresholds stated in the anchors, and rewrite requests
+    # are answered with fitted thresholds (tools/fakellm/verdicts.py, scripted mode).
+    script: str | None = None
 
     def updated(self, changes: dict[str, Any]) -> Settings:
         """Validated copy with ``changes`` applied; raises ValueError on unknown keys/bad values."""
@@ -103,6 +106,12 @@ def _coerce(name: str, value: Any) -> Any:
         if value is not None and not isinstance(value, str):
             raise ValueError("api_key must be a string or null")
         return value or None
+    if name == "script":
+        if value in (None, ""):
+            return None
+        if value not in ("length",):
+            raise ValueError("script must be null or one of: length")
+        return value
     if name in _LISTS:
         if isinstance(value, str):  # CLI form: comma separated
             return [item.strip() for item in value.split(",") if item.strip()]

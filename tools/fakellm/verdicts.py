@@ -171,9 +171,20 @@ def choose_value(messages: list[dict[str, Any]], response_format: dict[str, Any]
 
 
 def verdict(
-    messages: list[dict[str, Any]], response_format: dict[str, Any] | None
+    messages: list[dict[str, Any]], response_format: dict[str, Any] | None,
+    script: str | None = None,
 ) -> dict[str, Any]:
-    """The full verdict object ``{"value": ..., "rationale": ...}`` the server serialises."""
+    """The full verdict object ``{"value": ..., "rationale": ...}`` the server serialises
+    (with a `script`, what the scripted model answers: see the scripted mode below)."""
+    if script == "length":
+        rewrite = scripted_rewrite(messages)
+        if rewrite is not None:
+            return rewrite
+        value = scripted_value(messages, allowed_values(messages, response_format))
+        if value is not None:
+            count = words(_fenced(messages_text(messages), "RESPONSE")[0])
+            return {"value": value,
+                    "rationale": f"Scripted: {count} words against the anchors' thresholds."}
     text = messages_text(messages)
     allowed = allowed_values(messages, response_format)
     value = choose_value(messages, response_format)
@@ -184,3 +195,103 @@ def verdict(
     else:
         rationale = f"Fake judge deterministically picked {json.dumps(value)} from the hash."
     return {"value": value, "rationale": rationale}
+
+
+# --------------------------------------------------------------------------- scripted mode
+#
+# With the setting `script: "length"` the fake behaves like a judge that reads the rubric:
+#
+# - A verdict request: the level anchors of the criterion (lines "- VALUE (label): anchor"
+#   outside fenced text) may state "at least N words". The answer is the highest level whose
+#   threshold the fenced RESPONSE meets (words = whitespace-separated tokens); when none is met,
+#   the lowest level. Anchors without any threshold: the hash rule, as without a script.
+# - A rewrite request (a message asking for "the revised criterion as JSON"): it reads the
+#   fenced EXAMPLE_RESPONSE texts, each preceded by a line "Example N: people said V", fits
+#   one word threshold per level from them (the smallest count above every example people put
+#   lower), and answers {"description", "anchors": {value: text}, "why"} with "at least N
+#   words" in the anchors: a rubric change that measurably moves its own verdicts.
+#
+# Everything stays pure and deterministic, so tests can predict each answer.
+
+_FENCED = re.compile(r"<<<([A-Z_]+) ([0-9a-f]{10})>>>\n(.*?)\n<<<END \1 \2>>>", re.DOTALL)
+_LEVEL_LINE = re.compile(r"^- (\"[^\"]*\"|-?\d+)(?: \([^)]*\))?(?:: (.*))?$", re.MULTILINE)
+_AT_LEAST = re.compile(r"at least (\d{1,6}) words", re.IGNORECASE)
+_EXAMPLE_HEAD = re.compile(r"^Example \d+: people said (\"[^\"]*\"|-?\d+)", re.MULTILINE)
+REWRITE_MARK = "the revised criterion as JSON"
+SCRIPTS = ("length",)
+
+
+def _fenced(text: str, name: str) -> list[str]:
+    return [m.group(3) for m in _FENCED.finditer(text) if m.group(1) == name]
+
+
+def _outside_fences(text: str) -> str:
+    return _FENCED.sub("", text)
+
+
+def _levels(text: str) -> list[tuple[Any, int | None]]:
+    """(value, words threshold or None) of each level line outside fenced text."""
+    found = []
+    for match in _LEVEL_LINE.finditer(_outside_fences(text)):
+        try:
+            value = json.loads(match.group(1))
+        except ValueError:
+            continue
+        threshold = _AT_LEAST.search(match.group(2) or "")
+        found.append((value, int(threshold.group(1)) if threshold else None))
+    return found
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def scripted_value(messages: list[dict[str, Any]], allowed: list[Any] | None) -> Any:
+    """The scripted judge's value, or a sentinel None when the script does not apply."""
+    text = messages_text(messages)
+    responses = _fenced(text, "RESPONSE")
+    levels = [(v, t) for v, t in _levels(text) if allowed is None or v in allowed]
+    if not responses or not any(t is not None for _, t in levels):
+        return None
+    count = words(responses[0])
+    met = [v for v, t in levels if t is not None and count >= t]
+    if met:
+        return max(met, key=lambda v: [x for x, _ in levels].index(v))
+    return levels[0][0]
+
+
+def scripted_rewrite(messages: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The rewrite a scripted model proposes, or None when this is not a rewrite request."""
+    text = messages_text(messages)
+    if REWRITE_MARK not in text:
+        return None
+    outside = _outside_fences(text)
+    heads = [json.loads(m.group(1)) for m in _EXAMPLE_HEAD.finditer(outside)]
+    bodies = _fenced(text, "EXAMPLE_RESPONSE")
+    pairs = [(words(body), value) for value, body in zip(heads, bodies, strict=False)]
+    levels = [v for v, _ in _levels(text)]
+    old = dict(_levels(text))
+    anchors: dict[str, str] = {}
+    thresholds: dict[Any, int] = {}
+    for position, value in enumerate(levels):
+        if position == 0:
+            continue
+        below = [n for n, v in pairs if v in levels[:position]]
+        above = [n for n, v in pairs if v in levels[position:]]
+        if below:
+            thresholds[value] = max(below) + 1
+        elif above:
+            thresholds[value] = min(above)
+        elif old.get(value) is not None:
+            thresholds[value] = old[value]
+    for position, value in enumerate(levels):
+        if value in thresholds:
+            anchors[str(value)] = f"The answer has at least {thresholds[value]} words."
+        elif position == 0 and len(levels) > 1 and levels[1] in thresholds:
+            anchors[str(value)] = (f"The answer has fewer than {thresholds[levels[1]]} words.")
+        else:
+            anchors[str(value)] = "Judge by the description."
+    why = (f"Fitted word thresholds to {len(pairs)} examples people judged: "
+           + ", ".join(f"{v} from {n} words" for v, n in thresholds.items()) + ".")
+    return {"description": "Judge the answer by its length in words.", "anchors": anchors,
+            "why": why}

@@ -4,7 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.calibration.report import calibration_report
+from apps.calibration.report import PARTS, calibration_report
 from apps.calibration.selectors import NotFound, resolve_judge, resolve_version
 from apps.datasets.cli import dataset_or_error
 from apps.judging.models import JudgeRun
@@ -24,6 +24,9 @@ class Command(RubricVersionFlag, BaseCommand):
         parser.add_argument("--version", type=int, dest="number",
                             help="rubric version (default: latest published)")
         parser.add_argument("--format", choices=["json"], default="json")
+        parser.add_argument("--part", choices=list(PARTS), default="test",
+                            help="which labelled items: the locked test split (default, what "
+                                 "the gate uses), the development split, or all")
         parser.add_argument("--rounds", choices=["latest", "first"], default="latest",
                             help="which of an annotator's repeated labels of an item count "
                                  "(default: latest)")
@@ -44,7 +47,8 @@ class Command(RubricVersionFlag, BaseCommand):
         except NotFound as exc:
             raise CommandError(str(exc)) from None
         report = calibration_report(version=version, dataset=dataset, run=run,
-                                    with_bias=not opts["no_bias"], rounds=opts["rounds"])
+                                    with_bias=not opts["no_bias"], part=opts["part"],
+                                    source="command", rounds=opts["rounds"])
         self.stdout.write(json.dumps(report, indent=2, ensure_ascii=False))
         if opts["fail_on_gate"] and not report["gate"]["passed"]:
             raise CommandError("the judge does not pass the gate: "
