@@ -34,6 +34,7 @@ def project_create(*, user, name: str, slug: str = "", description: str = "") ->
 SETTINGS_FIELDS = (
     "name", "description", "gate_min_n", "gate_min_kappa_lower", "gate_min_kappa",
     "gate_min_human_alpha", "max_queued_calls", "monthly_cost_limit_usd",
+    "gate_probe_max_fpr", "gate_probes_accepted", "gate_probes_required",
 )
 
 

@@ -1,0 +1,1 @@
+from tests.realparts import fake, fakellm, start_worker  # noqa: F401 (pytest fixtures)
