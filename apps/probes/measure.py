@@ -202,3 +202,27 @@ def latest_probe_run(run, dataset) -> ProbeRun | None:
         run__max_tokens=run.max_tokens, run__samples=run.samples)
         .exclude(run__status__in=ACTIVE_STATUSES)
         .select_related("run", "rubric_version__rubric", "dataset", "project").first())
+
+
+def probe_section(run, dataset, project) -> dict:
+    """The probes part of a calibration report: the judge's latest finished probe run, its
+    figures, and the reasons it adds to the gate (none while the project does not require a
+    probe run and the judge was never probed; the report says so)."""
+    probe_run = latest_probe_run(run, dataset)
+    if probe_run is None:
+        why = ("imported verdicts cannot be probed (a probe run asks the model)"
+               if run is not None and not run.model else
+               "this judge has not been probed: run judge_probe (or Probe on the calibration "
+               "page)")
+        reasons = [f"probes: {why}"] if project.gate_probes_required and run is not None else []
+        return {"status": "not run", "sentence": why, "probe_run": None, "probes": {},
+                "worst_first": [], "gate": {"passed": None if not reasons else False,
+                                            "reasons": reasons,
+                                            "max_fpr": project.gate_probe_max_fpr,
+                                            "required": project.gate_probes_required}}
+    figures = probe_results(probe_run, project=project)
+    figures["gate"]["required"] = project.gate_probes_required
+    figures["sentence"] = (f"Probe run #{probe_run.pk} of {probe_run.judge}: "
+                           f"{len(figures['probes'])} probes, up to {probe_run.per_probe} items "
+                           "each.")
+    return figures
