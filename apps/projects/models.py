@@ -8,9 +8,16 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+
+def _finite(value) -> None:
+    # NaN passes both range checks (every comparison with NaN is false): refused here.
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValidationError("Give a number from 0 to 1.")
+
+
 # Agreement thresholds of the gate: kappa and alpha below 0 mean "worse than chance", so a
 # threshold below 0 lets anything through; above 1 nothing passes.
-_UNIT = [MinValueValidator(0.0), MaxValueValidator(1.0)]
+_UNIT = [_finite, MinValueValidator(0.0), MaxValueValidator(1.0)]
 
 
 def _gate_min_n() -> int:

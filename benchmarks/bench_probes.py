@@ -1,0 +1,119 @@
+"""The default probe suite on real parts: a Celery worker process on Redis, PostgreSQL, litellm
+and the fake model at 500 ms. Not a test; run ``.venv/bin/python -m benchmarks.bench_probes``.
+
+60 items with a reference, a rubric of one criterion, the judge named by its config; every
+pointwise probe (18) x 50 items plus the 50 originals, at concurrency 100, the call cache
+emptied first so that every call is asked. Timed from judge_probe's service call to the
+figures computed (probe_results).
+
+BENCH probe_suite_s: bound = calls x 0.5 s / 100 (as if the calls went out 100 at a time with
+no overhead); target ratio <= 1.3.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_import import prepare_database  # noqa: E402
+from benchmarks.bench_judge import Worker, bench, setup_env  # noqa: E402
+
+LATENCY_MS = 500
+CONCURRENCY = 100
+N_ITEMS, PER_PROBE = 60, 50
+PROJECT = "bench-probes"
+
+
+def build_world():
+    from apps.datasets.models import Dataset, Item, Kind
+    from apps.judging.models import JudgeConfig
+    from apps.projects.models import Project
+    from apps.rubrics import content as content_mod
+    from apps.rubrics.services import rubric_import
+
+    Project.objects.filter(slug=PROJECT).delete()
+    project = Project.objects.create(slug=PROJECT, name="Probe benchmark",
+                                     max_queued_calls=10**7)
+    spec = {"rubric": "bench", "name": "Bench", "mode": "pointwise",
+            "description": "Answers to short questions.",
+            "criteria": [{"key": "correct", "weight": 1, "scale": {"type": "ordinal", "levels": [
+                {"value": i, "anchor": f"correct level {i}"} for i in range(1, 6)]}}]}
+    _, version, _ = rubric_import(project=project, content=content_mod.validate(spec),
+                                  publish=True, note="bench")
+    dataset = Dataset.objects.create(project=project, name="items", kind=Kind.POINTWISE,
+                                     item_count=N_ITEMS)
+    Item.objects.bulk_create(
+        Item(dataset=dataset, external_id=str(n), position=n, prompt=f"Question number {n}?",
+             response=f"Answer number {n}, with a few words of explanation. It ends here.",
+             reference=f"The reference answer to question {n}.")
+        for n in range(N_ITEMS))
+    return project, version, dataset, JudgeConfig
+
+
+def wait(run, timeout: float = 600) -> None:
+    from apps.judging.models import JudgeRun, RunStatus
+
+    started = time.perf_counter()
+    while True:
+        status = JudgeRun.objects.filter(pk=run.pk).values_list("status", flat=True).first()
+        if status not in (RunStatus.QUEUED, RunStatus.RUNNING):
+            if status != RunStatus.COMPLETED:
+                raise RuntimeError(f"run {run.pk} ended {status}")
+            return
+        if time.perf_counter() - started > timeout:
+            raise RuntimeError(f"run {run.pk} did not finish in {timeout}s")
+        time.sleep(0.02)
+
+
+def main() -> int:
+    env = setup_env()
+    # The fake model listens on loopback, which the api_base policy refuses unless listed.
+    env.setdefault("ALLOWED_API_BASES", "http://127.0.0.1:")
+    prepare_database(env)
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from apps.judging.models import CallCache
+    from apps.judging.progress import run_progress
+    from apps.judging.provider import _litellm
+    from apps.probes.measure import probe_results
+    from apps.probes.services import probe_run_start
+    from tools.fakellm.runner import running_fakellm
+
+    _litellm()
+    with running_fakellm(latency_ms=LATENCY_MS, jitter_ms=50) as fake:
+        project, version, dataset, JudgeConfig = build_world()
+        JudgeConfig.objects.create(project=project, rubric_version=version, name="fake-judge",
+                                   model="openai/fake-judge", api_base=fake.url,
+                                   concurrency=CONCURRENCY, timeout_s=30)
+        CallCache.objects.filter(model="openai/fake-judge").delete()
+        worker = Worker(env, processes=1)
+        try:
+            started = time.perf_counter()
+            probe_run = probe_run_start(rubric=version.rubric, dataset=dataset,
+                                        judge="fake-judge", per_probe=PER_PROBE)
+            wait(probe_run.run)
+            figures = probe_results(probe_run)
+            elapsed = time.perf_counter() - started
+            progress = run_progress(probe_run.run)
+        finally:
+            worker.stop()
+        from apps.projects.models import Project
+
+        Project.objects.filter(slug=PROJECT).delete()
+    calls = progress.planned
+    print(f"probe suite: {len(figures['probes'])} probes x {PER_PROBE} items + "
+          f"{figures['originals']['n']} originals = {calls} calls ({progress.calls} asked, "
+          f"{progress.cached} from the cache within the run) in {elapsed:.2f} s", flush=True)
+    bench("probe_suite_s", elapsed, "s", calls * LATENCY_MS / 1000 / CONCURRENCY)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
