@@ -2,8 +2,8 @@
 and the fake model at 500 ms. Not a test; run ``.venv/bin/python -m benchmarks.bench_probes``.
 
 60 items with a reference, a rubric of one criterion, the judge named by its config; every
-pointwise probe (18) x 50 items plus the 50 originals, at concurrency 100, the call cache
-emptied first so that every call is asked. Timed from judge_probe's service call to the
+pointwise probe (14) x 50 items plus the 50 originals (750 calls), at concurrency 100, the
+call cache emptied first so that every call is asked. Timed from judge_probe's service call to the
 figures computed (probe_results).
 
 BENCH probe_suite_s: bound = calls x 0.5 s / 100 (as if the calls went out 100 at a time with
