@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 
+from apps.calibration.overview import rubric_state
+from apps.calibration.report import Thresholds
 from apps.datasets.models import Dataset, Purpose
 from apps.judging.models import JudgeConfig, RunStatus
 from apps.probes.generate import probe_names
@@ -93,7 +96,7 @@ def test_failed_calls_are_failed_never_passes(world, fake):
     assert any("no probed item has a reward (5 failed" in r for r in figures["gate"]["reasons"])
 
 
-def test_the_probed_items_record_their_probe_and_original_and_stay_hidden(world):
+def test_the_probed_items_record_their_probe_and_original_and_stay_hidden(world, personas):
     probe_run = _probe(world, probes="prompt_echo", per_probe=7, seed=9)
     rows = list(ProbeItem.objects.filter(probe_run=probe_run).select_related("item",
                                                                              "original"))
@@ -105,6 +108,15 @@ def test_the_probed_items_record_their_probe_and_original_and_stay_hidden(world)
     assert probe_run.probe_dataset.purpose == Purpose.PROBES
     assert not Dataset.objects.filter(pk=probe_run.probe_dataset_id).exists()
     assert list(Dataset.objects.filter(project=world.project)) == [world.dataset]
+    # The project overview still points at the dataset to label, not at the probe items; the
+    # probe run's item links work.
+    state = rubric_state(world.version.rubric, thresholds=Thresholds.for_project(world.project),
+                         user=None, exports={})
+    assert state.dataset == world.dataset
+    item = echoes[0].item
+    page = personas.client("editor").get(
+        reverse("item_detail", args=["acme", item.dataset_id, item.pk]))
+    assert page.status_code == 200
     # The originals were judged by the base run already: they come from the call cache.
     assert probe_run.run.judgments.filter(item__probe_item__probe="original",
                                           cached=True).count() == 7
