@@ -216,3 +216,44 @@ def test_a_server_lost_after_answers_is_retried_as_a_blip_not_a_wrong_url(person
     unreachable = Judgment.objects.filter(run=run, batch=1)
     assert set(unreachable.values_list("status", "error_kind", "attempts")) == {
         (JudgmentStatus.FAILED, "unreachable", 2)}
+
+
+# -- the odd-input matrix, from answer to row -------------------------------------------------
+ODD_ANSWERS = {
+    "raw NUL": '{"value": 3, "rationale": "a\x00b"}',
+    "escaped NUL": '{"value": 3, "rationale": "a\\u0000b"}',
+    "lone surrogate": '{"value": 3, "rationale": "\\ud800 alone"}',
+    "raw lone surrogate": '{"value": 3, "rationale": "x\ud800y"}',
+    "5,000-digit integer": '{"value": ' + "7" * 5000 + "}",
+    "NaN": '{"value": NaN}',
+    "Infinity": '{"value": Infinity}',
+    "deep nesting": "[" * 100_000 + "]" * 100_000,
+    "array of the verdict": '[{"value": 3}]',
+    "array": "[3]",
+    "empty": "",
+    "ten megabytes": '{"value": 3, "rationale": "' + "x" * 10_000_000 + '"}',
+    "wrong shape": '{"score": 3}',
+}
+
+
+@pytest.mark.parametrize("name", list(ODD_ANSWERS))
+def test_every_odd_answer_becomes_a_stored_outcome(personas, fake, name):
+    from apps.judging.executor import Call, _result_from_text
+    from apps.judging.writer import write_results
+    from apps.rubrics.selectors import judge_spec
+
+    version, dataset = make_pointwise(personas.project, items=1)
+    run = start(personas.project, version, dataset, fake)
+    judgment = Judgment.objects.filter(run=run, criterion_key="correct").get()
+    criterion = next(c for c in judge_spec(version)["criteria"] if c["key"] == "correct")
+    call = Call(judgment.pk, criterion, False, [], "key", 0)
+    write_results([_result_from_text(call, ODD_ANSWERS[name], attempts=1)])
+    judgment.refresh_from_db()
+    assert judgment.status in (JudgmentStatus.DONE, JudgmentStatus.INVALID)
+    if judgment.status == JudgmentStatus.INVALID:
+        assert judgment.error_kind.startswith("invalid_") and judgment.error_message
+        assert judgment.value == ""
+    else:
+        assert judgment.value == "3"
+    assert "\x00" not in judgment.raw_output + judgment.rationale
+    assert len(judgment.raw_output) <= 20_000
