@@ -82,3 +82,11 @@ JUDGE_HEARTBEAT_S = env_float("JUDGE_HEARTBEAT_S", 2.0, minimum=0.1)
 JUDGE_MAX_ATTEMPTS = env_int("JUDGE_MAX_ATTEMPTS", 5, minimum=1)
 JUDGE_BACKOFF_BASE_S = env_float("JUDGE_BACKOFF_BASE_S", 0.5, minimum=0.0)
 JUDGE_BACKOFF_CAP_S = env_float("JUDGE_BACKOFF_CAP_S", 30.0, minimum=0.0)
+# How a finished run is named (docs/decisions/0006): more than this share of its calls failed or
+# invalid and it is "failed", not "completed with failures"; the export gate refuses such a run.
+JUDGE_RUN_MAX_FAILED_SHARE = env_float("JUDGE_RUN_MAX_FAILED_SHARE", 0.2, minimum=0.0)
+if JUDGE_RUN_MAX_FAILED_SHARE > 1:
+    raise ImproperlyConfigured(f"JUDGE_RUN_MAX_FAILED_SHARE={JUDGE_RUN_MAX_FAILED_SHARE} must "
+                               "lie between 0 and 1")
+# A batch delivered this many times without progress has its pending calls marked failed.
+JUDGE_BATCH_MAX_DELIVERIES = env_int("JUDGE_BATCH_MAX_DELIVERIES", 3, minimum=1)
