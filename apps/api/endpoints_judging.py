@@ -44,9 +44,12 @@ class RunIn(Schema):
 
 class RunOut(Schema):
     run: int
+    # queued, running, completed, completed_with_failures, failed or cancelled
     status: str
     done: int
-    failed: int
+    failed: int  # failed or invalid calls; `failures` counts them by kind
+    pending: int
+    failures: dict[str, int]
     calls: int
     cached: int
     cost_usd: float | None

@@ -5,8 +5,11 @@ Life of a batch:
 1. Take the batch's lease (a second delivery of the same batch, while the lease is fresh, leaves
    at once; a stale lease is taken over: its worker died).
 2. Render every pending call; answers already in the call cache are written straight away.
-3. Call the model for the rest, retrying transient errors with backoff; stop starting calls when
-   the run is cancelled or has hit a permanent error.
+3. Call the model for the rest, retrying transient errors with backoff. Whatever comes back is
+   that call's outcome: an answer (a verdict, or invalid with the reason and the raw text made
+   storable), a refusal of the prompt (content filter, context window: that call fails), or an
+   error about the run (key, model, api_base, quota; an api_base that cannot be reached before
+   anything answered): then no new call starts, and the run fails naming the URL and cause.
 4. Write the combined verdicts of the batch, release the lease, pull the next batch.
 """
 
@@ -35,7 +38,8 @@ from apps.judging.models import (
     JudgmentStatus,
     RunStatus,
 )
-from apps.judging.verdicts import ParseError, parse_verdict
+from apps.judging.outcome import finalize_if_done
+from apps.judging.verdicts import ParseError, parse_verdict, storable
 from apps.judging.writer import DbThread, Result, write_results
 from apps.rubrics import prompting
 from apps.rubrics.selectors import judge_spec
@@ -117,25 +121,47 @@ def _plan_calls(run: JudgeRun, number: int) -> tuple[list[Call], list[Result]]:
     return remaining, cached_results
 
 
+# How much of an answer is kept to be read on the run page (the verdict needs no more).
+RAW_OUTPUT_LIMIT = 20000
+# A run whose first calls are all refused (a parameter every call sends is wrong) stops after
+# this many refusals without a single answer, instead of asking every remaining prompt.
+REFUSALS_BEFORE_STOP = 20
+
+
 def _result_from_text(call: Call, text: str, **fields) -> Result:
-    # What a model says is stored and shown; a provider that echoes a key must not put it there.
-    text = provider.redact(text)
+    """An answer as this call's outcome: never an exception, whatever the text holds."""
+    raw = ""
     try:
+        # What a model says is stored and shown; a provider that echoes a key must not put it
+        # there. NUL and lone surrogates become U+FFFD: PostgreSQL text cannot hold them.
+        text = provider.redact(text if isinstance(text, str) else str(text))
+        raw = storable(text[:RAW_OUTPUT_LIMIT])
         value, rationale = parse_verdict(text, call.criterion, swapped=call.swapped)
     except ParseError as exc:
         return Result(judgment_id=call.judgment_id, status=JudgmentStatus.INVALID,
-                      raw_output=text[:20000], error_kind=f"invalid_{exc.kind}",
+                      raw_output=raw, error_kind=f"invalid_{exc.kind}",
                       error_message=str(exc), cache_key="", **fields)
-    return Result(judgment_id=call.judgment_id, status=JudgmentStatus.DONE, value=str(value),
-                  rationale=rationale, raw_output=text[:20000], cache_key=call.cache_key,
-                  **fields)
+    except Exception as exc:  # reading must not end the batch: the answer is the outcome
+        log.exception("call %s: the answer could not be read", call.judgment_id)
+        return Result(judgment_id=call.judgment_id, status=JudgmentStatus.INVALID,
+                      raw_output=raw, error_kind="invalid_unreadable",
+                      error_message=f"the answer could not be read ({type(exc).__name__})",
+                      cache_key="", **fields)
+    return Result(judgment_id=call.judgment_id, status=JudgmentStatus.DONE,
+                  value=storable(str(value))[:64], rationale=rationale, raw_output=raw,
+                  cache_key=call.cache_key, **fields)
 
 
 class _Batch:
     """The asyncio side: calls in flight, results queued for the database thread."""
 
-    def __init__(self, run: JudgeRun, number: int, lease: str, db: DbThread) -> None:
+    def __init__(self, run: JudgeRun, number: int, lease: str, db: DbThread, *,
+                 answered_before: bool = False) -> None:
         self.run = run
+        # Whether the provider has answered this run before: an api_base that cannot be
+        # reached then is a blip to retry; before any answer it is a wrong URL or a dead server.
+        self.answered = answered_before
+        self.refused = 0
         self.number = number
         self.lease = lease
         self.db = db
@@ -180,11 +206,21 @@ class _Batch:
                     completion = await self.client.complete(item.messages, self.call_settings,
                                                             response_format=schema)
                 except provider.ProviderError as exc:
+                    if exc.kind == "unreachable" and not self.answered:
+                        exc = provider.ProviderError(exc.kind, exc.message, scope=provider.RUN)
                     if exc.permanent:
-                        if self.permanent_error is None:
-                            self.permanent_error = exc
-                            self.stop_reason = "permanent error"
-                            self.stop.set()
+                        self._stop_run(exc)
+                        return
+                    if exc.call_only:
+                        self.results.append(Result(
+                            judgment_id=item.judgment_id, status=JudgmentStatus.FAILED,
+                            error_kind=exc.kind, error_message=exc.message, attempts=attempt,
+                        ))
+                        self.refused += 1
+                        if not self.answered and self.refused >= REFUSALS_BEFORE_STOP:
+                            self._stop_run(provider.ProviderError(
+                                exc.kind, f"the first {self.refused} calls were all refused, "
+                                f"none answered; the last: {exc.message}", scope=provider.RUN))
                         return
                     if attempt >= settings.JUDGE_MAX_ATTEMPTS:
                         self.results.append(Result(
@@ -200,6 +236,7 @@ class _Batch:
                     except TimeoutError:
                         pass
                     continue
+                self.answered = True
                 self.results.append(_result_from_text(
                     item, completion.content, attempts=attempt, cached=False,
                     prompt_tokens=completion.prompt_tokens,
@@ -207,6 +244,12 @@ class _Batch:
                     latency_ms=completion.latency_ms, model=self.run.model,
                 ))
                 return
+
+    def _stop_run(self, error: provider.ProviderError) -> None:
+        if self.permanent_error is None:
+            self.permanent_error = error
+            self.stop_reason = "run-level error"
+            self.stop.set()
 
     async def execute(self, calls: list[Call]) -> None:
         semaphore = asyncio.Semaphore(max(1, self.run.concurrency))
@@ -281,7 +324,8 @@ def _beat(run_id: int, number: int, lease: str) -> str:
 
 
 def _fail_run(run: JudgeRun, error: provider.ProviderError) -> None:
-    """A permanent error stops the whole run; its message is stored once."""
+    """An error about the run stops it; its message (naming the URL) is stored once, and the
+    pending calls stay pending, for a resume once the cause is fixed."""
     JudgeRun.objects.filter(pk=run.pk, status__in=(RunStatus.QUEUED, RunStatus.RUNNING)).update(
         status=RunStatus.FAILED, finished_at=timezone.now(),
         error_message=f"{error.kind}: {error.message}"[:4000],
@@ -306,7 +350,10 @@ def run_batch(run_id: int, number: int, *, lease: str | None = None) -> str:
     write_results(cached)
     planned = time.perf_counter()
     db = DbThread()
-    batch = _Batch(run, number, lease, db)
+    answered_before = bool(cached) or Judgment.objects.filter(
+        run=run, status__in=(JudgmentStatus.DONE, JudgmentStatus.INVALID), cached=False,
+    ).exists()
+    batch = _Batch(run, number, lease, db, answered_before=answered_before)
     try:
         if calls:
             _run_in_process_loop(batch.execute(calls))
@@ -340,18 +387,3 @@ def finish_batch(run: JudgeRun, number: int, lease: str, *, stopped: bool) -> st
             dispatch_window(run, resend=[number] if left else None)
         finalize_if_done(run)
     return "stopped" if stopped else "done"
-
-
-def finalize_if_done(run: JudgeRun) -> bool:
-    if Judgment.objects.filter(run=run, status=JudgmentStatus.PENDING).exists():
-        return False
-    # A finished batch built its own verdicts; one whose task died before that did not. Build
-    # per batch (bounded memory), and only where needed: idempotent either way.
-    for number in JudgeBatch.objects.filter(run=run).exclude(
-            status=BatchStatus.DONE).values_list("number", flat=True):
-        build_verdicts(run, batch=number)
-    finished = JudgeRun.objects.filter(pk=run.pk, status__in=(RunStatus.QUEUED,
-                                                              RunStatus.RUNNING)).update(
-        status=RunStatus.COMPLETED, finished_at=timezone.now()
-    )
-    return bool(finished)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_float, env_int, env_list, env_optional_float
+from config.env import env_bool, env_float, env_int, env_list, env_optional_float, env_str
 
 # Export gate defaults (DESIGN.md "Statistics"); each project can set its own, within [0, 1].
 GATE_MIN_N = env_int("GATE_MIN_N", 50, minimum=1)
@@ -55,6 +55,13 @@ IMPORT_MAX_ERRORS = env_int("IMPORT_MAX_ERRORS", 50, minimum=1)
 # Closed by default: owners invite people (apps/projects/invitations.py).
 ALLOW_SIGNUP = env_bool("ALLOW_SIGNUP", False)
 INVITATION_TTL_DAYS = env_int("INVITATION_TTL_DAYS", 7, minimum=1)
+# Who may create projects (each project can spend the server's provider keys up to its caps):
+# "owners" (staff, and people who already own a project: an invited labeller or editor cannot
+# open a budget of their own), "staff" (staff users only) or "anyone" signed in.
+PROJECT_CREATORS = env_str("PROJECT_CREATORS", "owners").strip().lower()
+if PROJECT_CREATORS not in ("owners", "staff", "anyone"):
+    raise ImproperlyConfigured(
+        f"PROJECT_CREATORS={PROJECT_CREATORS!r} is not one of owners, staff, anyone")
 
 # Uploads (config/uploads.py). A dataset file may be DATASET_MAX_UPLOAD_MB (base.py); any other
 # request body REQUEST_MAX_BODY_MB. One line of a dataset file may be IMPORT_MAX_LINE_MB; a file
@@ -77,3 +84,11 @@ JUDGE_HEARTBEAT_S = env_float("JUDGE_HEARTBEAT_S", 2.0, minimum=0.1)
 JUDGE_MAX_ATTEMPTS = env_int("JUDGE_MAX_ATTEMPTS", 5, minimum=1)
 JUDGE_BACKOFF_BASE_S = env_float("JUDGE_BACKOFF_BASE_S", 0.5, minimum=0.0)
 JUDGE_BACKOFF_CAP_S = env_float("JUDGE_BACKOFF_CAP_S", 30.0, minimum=0.0)
+# How a finished run is named (docs/decisions/0006): more than this share of its calls failed or
+# invalid and it is "failed", not "completed with failures"; the export gate refuses such a run.
+JUDGE_RUN_MAX_FAILED_SHARE = env_float("JUDGE_RUN_MAX_FAILED_SHARE", 0.2, minimum=0.0)
+if JUDGE_RUN_MAX_FAILED_SHARE > 1:
+    raise ImproperlyConfigured(f"JUDGE_RUN_MAX_FAILED_SHARE={JUDGE_RUN_MAX_FAILED_SHARE} must "
+                               "lie between 0 and 1")
+# A batch delivered this many times without progress has its pending calls marked failed.
+JUDGE_BATCH_MAX_DELIVERIES = env_int("JUDGE_BATCH_MAX_DELIVERIES", 3, minimum=1)
