@@ -36,8 +36,9 @@ def test_a_fooled_judge_is_refused_at_export_until_the_probe_is_accepted(world):
                                 with_bias=False)
     assert before["gate"]["passed"], before["gate"]["reasons"]
     assert before["probes"]["status"] == "not run"
-    run_all(probe_run_start(rubric=world.version.rubric, dataset=world.dataset,
-                            judge="fake-judge").run)
+    probed = run_all(probe_run_start(rubric=world.version.rubric, dataset=world.dataset,
+                                     judge="fake-judge").run)
+    assert probed.status == "completed"
     with pytest.raises(GateRefused, match="probes: master_key_reasoning: fooled on"):
         judge_export(run=world.base, fmt="bundle")
     Project.objects.filter(pk=world.project.pk).update(

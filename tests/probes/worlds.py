@@ -24,8 +24,10 @@ def run_all(run: JudgeRun) -> JudgeRun:
 
 
 def fake_settings(fake, **extra) -> RunSettings:
+    # A generous timeout: on a loaded machine a call that times out is retried later by the
+    # workers, not by run_all here, and the run would stay running.
     return RunSettings(model="openai/fake-judge", api_base=fake.url, concurrency=20,
-                       timeout_s=10.0, **extra)
+                       timeout_s=60.0, **extra)
 
 
 def gullible_world(project, fake, *, n: int = 60, run: bool = True):
