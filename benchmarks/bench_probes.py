@@ -7,7 +7,10 @@ call cache emptied first so that every call is asked. Timed from judge_probe's s
 figures computed (probe_results).
 
 BENCH probe_suite_s: bound = calls x 0.5 s / 100 (as if the calls went out 100 at a time with
-no overhead); target ratio <= 1.3.
+no overhead); target ratio <= 1.3. Beside it, in the same run: a plain judge run of as many
+items (750 calls, nothing cached) with the same judge, the executor's own time for that many
+calls on this machine, against which the suite's overhead (generation, the hidden dataset,
+the figures) is read.
 """
 
 from __future__ import annotations
@@ -70,6 +73,26 @@ def wait(run, timeout: float = 600) -> None:
         time.sleep(0.02)
 
 
+def baseline(project, version, fake, calls: int) -> float:
+    """A plain judge run of `calls` distinct items with the same judge, timed start to end."""
+    from apps.datasets.models import Dataset, Item, Kind
+    from apps.judging.planning import RunSettings, judge_run_start
+
+    dataset = Dataset.objects.create(project=project, name="plain", kind=Kind.POINTWISE,
+                                     item_count=calls)
+    Item.objects.bulk_create(
+        Item(dataset=dataset, external_id=str(n), position=n, prompt=f"Plain question {n}?",
+             response=f"Plain answer {n}, with a few words of explanation.")
+        for n in range(calls))
+    started = time.perf_counter()
+    run = judge_run_start(project=project, version=version, dataset=dataset,
+                          run_settings=RunSettings(model="openai/fake-judge", api_base=fake.url,
+                                                   concurrency=CONCURRENCY, timeout_s=30),
+                          name="plain")
+    wait(run)
+    return time.perf_counter() - started
+
+
 def main() -> int:
     env = setup_env()
     # The fake model listens on loopback, which the api_base policy refuses unless listed.
@@ -102,6 +125,7 @@ def main() -> int:
             figures = probe_results(probe_run)
             elapsed = time.perf_counter() - started
             progress = run_progress(probe_run.run)
+            plain = baseline(project, version, fake, progress.planned)
         finally:
             worker.stop()
         from apps.projects.models import Project
@@ -111,6 +135,8 @@ def main() -> int:
     print(f"probe suite: {len(figures['probes'])} probes x {PER_PROBE} items + "
           f"{figures['originals']['n']} originals = {calls} calls ({progress.calls} asked, "
           f"{progress.cached} from the cache within the run) in {elapsed:.2f} s", flush=True)
+    print(f"beside it: a plain judge run of {calls} calls, nothing cached: {plain:.2f} s; the "
+          f"suite took {elapsed / plain:.2f} of it", flush=True)
     bench("probe_suite_s", elapsed, "s", calls * LATENCY_MS / 1000 / CONCURRENCY)
     return 0
 
