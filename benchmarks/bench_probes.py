@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_import import prepare_database  # noqa: E402
 from benchmarks.bench_judge import Worker, bench, setup_env  # noqa: E402
+from benchmarks.bench_workbench import wait  # noqa: E402
 
 LATENCY_MS = 500
 CONCURRENCY = 100
@@ -56,21 +57,6 @@ def build_world():
              reference=f"The reference answer to question {n}.")
         for n in range(N_ITEMS))
     return project, version, dataset, JudgeConfig
-
-
-def wait(run, timeout: float = 600) -> None:
-    from apps.judging.models import JudgeRun, RunStatus
-
-    started = time.perf_counter()
-    while True:
-        status = JudgeRun.objects.filter(pk=run.pk).values_list("status", flat=True).first()
-        if status not in (RunStatus.QUEUED, RunStatus.RUNNING):
-            if status != RunStatus.COMPLETED:
-                raise RuntimeError(f"run {run.pk} ended {status}")
-            return
-        if time.perf_counter() - started > timeout:
-            raise RuntimeError(f"run {run.pk} did not finish in {timeout}s")
-        time.sleep(0.02)
 
 
 def baseline(project, version, fake, calls: int) -> float:

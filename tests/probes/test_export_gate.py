@@ -18,11 +18,6 @@ from tests.probes.worlds import gullible_world, run_all
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(autouse=True)
-def _no_provider_key(monkeypatch):
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-
-
 @pytest.fixture
 def world(personas, fake):
     world = gullible_world(personas.project, fake)

@@ -25,11 +25,6 @@ PROBES = ("master_key_reasoning,master_key_punctuation,master_key_solution,empty
           "same_both_sides,label_injection")
 
 
-@pytest.fixture(autouse=True)
-def _no_provider_key(monkeypatch):
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-
-
 def test_pairwise_probes_find_the_preferred_master_key(personas, fake):
     fake.control(script="gullible")
     _, version, _ = rubric_import(project=personas.project, content=content_mod.validate(

@@ -21,20 +21,15 @@ from tests.probes.worlds import STEP, gullible_world, run_all
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(autouse=True)
-def _no_provider_key(monkeypatch):
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-
-
 @pytest.fixture
 def world(personas, fake):
     return gullible_world(personas.project, fake)
 
 
-def _probe(world, **kwargs):
+def _probe(world, ends=(RunStatus.COMPLETED,), **kwargs):
     probe_run = probe_run_start(rubric=world.version.rubric, dataset=world.dataset,
                                 judge=kwargs.pop("judge", str(world.base.pk)), **kwargs)
-    run_all(probe_run.run)
+    run_all(probe_run.run, ends=ends)
     return probe_run
 
 
@@ -85,7 +80,7 @@ def test_a_probe_accepted_as_out_of_scope_is_shown_but_not_gated(world):
 def test_failed_calls_are_failed_never_passes(world, fake):
     fake.control(rate_malformed=1.0, seed=1)
     probe_run = _probe(world, probes="master_key_reasoning,padding_2x", per_probe=5,
-                       seed=3)
+                       seed=3, ends=(RunStatus.FAILED, RunStatus.COMPLETED_WITH_FAILURES))
     figures = probe_results(probe_run)
     for name in ("master_key_reasoning", "padding_2x"):
         p = figures["probes"][name]

@@ -18,11 +18,6 @@ from tests.probes.worlds import gullible_world
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(autouse=True)
-def _no_provider_key(monkeypatch):
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-
-
 def _probe(*extra):
     out = io.StringIO()
     call_command("judge_probe", "--project", "acme", "--rubric", "len", "--dataset",

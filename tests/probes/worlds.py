@@ -6,21 +6,11 @@ that is already the top one; truncation and echoes are too short."""
 
 from __future__ import annotations
 
-from apps.judging.executor import run_batch
-from apps.judging.models import JudgeBatch, JudgeRun
 from apps.judging.planning import RunSettings, judge_run_start
 from tests.calibration.worlds import length_spec, make_world
+from tests.exports.helpers import run_all
 
 STEP = "step by step"
-
-
-def run_all(run: JudgeRun) -> JudgeRun:
-    """The run's batches, in this process (the worker tests run them on a real worker)."""
-    for number in list(JudgeBatch.objects.filter(run=run).order_by("number")
-                       .values_list("number", flat=True)):
-        run_batch(run.pk, number)
-    run.refresh_from_db()
-    return run
 
 
 def fake_settings(fake, **extra) -> RunSettings:
