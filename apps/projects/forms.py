@@ -51,6 +51,8 @@ class ProjectSettingsForm(forms.ModelForm):
         for name in ("gate_min_kappa_lower", "gate_min_kappa", "gate_min_human_alpha",
                      "gate_probe_max_fpr"):
             self.fields[name].help_text = "From 0 to 1."
+        # A form posted without it (a script written before the probes) keeps the value.
+        self.fields["gate_probe_max_fpr"].required = False
         self.fields["gate_probes_accepted"].help_text = (
             "Still measured and shown, not gated; e.g. markdown. See the calibration guide.")
 
