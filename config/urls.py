@@ -20,5 +20,6 @@ urlpatterns = [
     path("", include("apps.judging.urls")),
     path("", include("apps.labeling.urls")),
     path("", include("apps.calibration.urls")),
+    path("", include("apps.probes.urls")),
     path("", include("apps.exports.urls")),
 ]

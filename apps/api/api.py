@@ -10,6 +10,7 @@ from apps.api.endpoints import router
 from apps.api.endpoints_exports import router as exports_router
 from apps.api.endpoints_judging import router as judging_router
 from apps.api.endpoints_labeling import router as labeling_router
+from apps.api.endpoints_probes import router as probes_router
 from apps.api.endpoints_projects import router as projects_router
 
 api = NinjaAPI(
@@ -40,3 +41,4 @@ api.add_router("/", judging_router)
 api.add_router("/", exports_router)
 api.add_router("/", labeling_router)
 api.add_router("/", projects_router)
+api.add_router("/", probes_router)

@@ -32,6 +32,9 @@ class SettingsOut(Schema):
     gate_min_kappa_lower: float
     gate_min_kappa: float
     gate_min_human_alpha: float
+    gate_probe_max_fpr: float
+    gate_probes_accepted: str
+    gate_probes_required: bool
     max_queued_calls: int
     monthly_cost_limit_usd: float | None
     queued_calls_cap_in_force: int
@@ -45,6 +48,9 @@ class SettingsIn(Schema):
     gate_min_kappa_lower: float | None = None
     gate_min_kappa: float | None = None
     gate_min_human_alpha: float | None = None
+    gate_probe_max_fpr: float | None = None
+    gate_probes_accepted: str | None = None
+    gate_probes_required: bool | None = None
     max_queued_calls: int | None = None
     monthly_cost_limit_usd: float | None = None
 
@@ -77,6 +83,9 @@ def _settings_out(project) -> SettingsOut:
         slug=project.slug, name=project.name, description=project.description,
         gate_min_n=project.gate_min_n, gate_min_kappa_lower=project.gate_min_kappa_lower,
         gate_min_kappa=project.gate_min_kappa, gate_min_human_alpha=project.gate_min_human_alpha,
+        gate_probe_max_fpr=project.gate_probe_max_fpr,
+        gate_probes_accepted=project.gate_probes_accepted,
+        gate_probes_required=project.gate_probes_required,
         max_queued_calls=project.max_queued_calls,
         monthly_cost_limit_usd=float(limit) if limit is not None else None,
         queued_calls_cap_in_force=project.queued_calls_cap(),

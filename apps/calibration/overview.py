@@ -16,7 +16,7 @@ from django.urls import reverse
 
 from apps.calibration.report import Thresholds
 from apps.calibration.summary import judge_matrix
-from apps.datasets.models import Dataset
+from apps.datasets.models import Dataset, Purpose
 from apps.judging.models import JudgeRun, RunKind
 from apps.labeling.models import HumanLabel
 from apps.rubrics.models import Rubric, RubricVersion
@@ -68,7 +68,9 @@ def rubric_state(rubric: Rubric, *, thresholds: Thresholds, user, exports: dict)
         return state
     runs = JudgeRun.objects.filter(rubric_version__rubric=rubric)
     state.runs = runs.count()
-    last = runs.filter(rubric_version=state.latest).order_by("-created_at").first()
+    # A probe run judges generated items in a dataset of its own: not the dataset to label.
+    last = (runs.filter(rubric_version=state.latest, dataset__purpose=Purpose.DATA)
+            .order_by("-created_at").first())
     state.dataset = last.dataset if last else Dataset.objects.filter(
         project_id=rubric.project_id, kind=rubric.mode).order_by("-created_at").first()
     if state.dataset is None:

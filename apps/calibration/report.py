@@ -420,6 +420,14 @@ def calibration_report(*, version: RubricVersion, dataset: Dataset, run: JudgeRu
     failures = None if run is None else run_failure_counts([run])[run.pk]
     reasons += gate_reasons(run, failures)
     reasons += rescore_reasons(run, version)
+    probes = None
+    if run is not None:
+        # A lazy import: the probes app stands on calibration (its statistics), not under it.
+        from apps.probes.measure import probe_section
+
+        probes = probe_section(run, dataset, dataset.project)
+        reasons += [r if r.startswith("probes:") else f"probes: {r}"
+                    for r in probes["gate"]["reasons"]]
     view = inputs.split
     shows_test = view is not None and scope["part"] in ("test", "all") and scope["n_test"]
     if shows_test and run is not None and looks is None:
@@ -453,6 +461,7 @@ def calibration_report(*, version: RubricVersion, dataset: Dataset, run: JudgeRu
                    "labels_left_out": sum(d.rounds_left_out for d in data)},
         "criteria": criteria,
         "aggregate": aggregate_report(data, version.pass_threshold),
+        "probes": probes,
         "gate": {"passed": run is not None and bool(applicable) and not reasons,
                  "reasons": reasons},
     }

@@ -8,7 +8,8 @@ here so callers need not know the split:
   bootstrap interval, pairwise kappas, Landis & Koch bands);
 - :mod:`stats_reliability`: a panel of raters (Fleiss' kappa, Krippendorff's alpha, ICC1);
 - :mod:`stats_scores`: a judge against a reference (majority label, accuracy and macro
-  precision/recall/F1, Spearman).
+  precision/recall/F1, Spearman);
+- :mod:`stats_rates`: a share with Wilson's interval, a mean change with its t interval.
 
 Undefined chance-corrected statistics (every rating the same single value) are 1.0 when all
 compared pairs agree and NaN when nothing can be compared; see :mod:`stats_agreement`.
@@ -27,6 +28,7 @@ from apps.calibration.stats_agreement import (
     percent_agreement,
 )
 from apps.calibration.stats_common import is_missing
+from apps.calibration.stats_rates import mean_interval, wilson
 from apps.calibration.stats_reliability import fleiss_kappa, icc1, krippendorff_alpha
 from apps.calibration.stats_scores import (
     classification_scores,
@@ -50,8 +52,10 @@ __all__ = [
     "landis_koch",
     "majority",
     "majority_vector",
+    "mean_interval",
     "paired_kappa_difference",
     "pairwise_kappas",
     "percent_agreement",
     "spearman",
+    "wilson",
 ]

@@ -114,7 +114,10 @@ def calibration_dashboard(request: HttpRequest, slug: str, rubric_slug: str) -> 
         # Tuning aids (the trend across versions, the disagreements) read development items
         # only: looking at test items there would be tuning on them.
         dev = scoped(inputs, choose_scope(inputs.split, "dev", thresholds))[0]
+        from apps.probes.charts import fpr_chart  # lazy: probes stands on calibration
+
         context.update({
+            "probe_chart": fpr_chart(report.get("probes")),
             "report": report, "cards": cards, "other": other, "thresholds": thresholds,
             "trend": kappa_trend(rubric=rubric, dataset=dataset, judge_name=run.name,
                                  current=(run, dev),

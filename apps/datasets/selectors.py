@@ -18,7 +18,9 @@ def get_dataset_for_user(
     user, project_slug: str, dataset_id: int, *, need: Need = Need.READ
 ) -> tuple[Dataset, ProjectAccess]:
     access = get_project_for_user(user, project_slug, need=need)
-    dataset = get_object_or_404(Dataset, project=access.project, pk=dataset_id)
+    # all_objects: the items a probe run generated are not listed anywhere, but the links from
+    # its judge run's page to them work (apps/probes).
+    dataset = get_object_or_404(Dataset.all_objects, project=access.project, pk=dataset_id)
     return dataset, access
 
 

@@ -28,6 +28,7 @@ from apps.exports.readme import render_readme
 from apps.judging import scoring as scoring_module
 from apps.judging import verdicts as verdicts_module
 from apps.judging.models import JudgeRun
+from apps.probes import keys as guard_module
 from apps.rubrics import prompting as prompting_module
 from apps.rubrics import scales as scales_module
 from apps.rubrics import yaml_io
@@ -147,6 +148,7 @@ def reward_source(*, judge_json: bytes, name: str, status: ExportStatus, referen
         "prompting": _module_source(prompting_module),
         "verdicts": _module_source(verdicts_module),
         "scoring": _module_source(scoring_module),
+        "guard": _module_source(guard_module),
     }
     # Names are user text: escaped, so no quote or backslash in them ends the docstring.
     docstring = docstring.replace("\\", "\\\\").replace('"', '\\"')
@@ -188,6 +190,7 @@ scales = _embed("scales")
 prompting = _embed("prompting", scales=scales)
 verdicts = _embed("verdicts", scales=scales)
 scoring = _embed("scoring", scales=scales, verdicts=verdicts)
+guard = _embed("guard")
 
 '''
     parts = []

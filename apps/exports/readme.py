@@ -63,6 +63,7 @@ def render_readme(*, run, report, model: dict, name: str, status, judge: dict) -
                      f"{low:.2f} to {high:.2f}, n = {c['n']} on '{report['dataset']}'{ceiling}.")
     if report["gate"]["reasons"]:
         lines += ["", "Gate: " + "; ".join(report["gate"]["reasons"]) + "."]
+    lines += probe_lines(report.get("probes"))
     lines += [
         "", "The full report is `calibration.json` (with the dataset's content hash); the judge "
         "itself is `judge.json` (prompts, criteria, scales, weights, model settings, status); "
@@ -176,3 +177,39 @@ def render_readme(*, run, report, model: dict, name: str, status, judge: dict) -
         "",
     ]
     return "\n".join(lines)
+
+
+def _pct(value) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def probe_lines(probes: dict | None) -> list[str]:
+    """Every probe's figures (docs/calibration.md, "Reward-hacking probes"), and the guard."""
+    lines = ["", "## Reward-hacking probes", ""]
+    if not probes or probes.get("status") == "not run":
+        why = (probes or {}).get("sentence") or "this judge has not been probed"
+        return lines + [f"Not measured: {why}.", ""] + GUARD_LINES
+    gate = probes["gate"]
+    lines += [f"{probes['sentence']} A probed item fools the judge when its reward reaches "
+              f"the pass threshold ({probes['pass_threshold']}), or, for padding, formatting "
+              "and injections, when it is rewarded above the untouched original. Gate: the "
+              f"upper end of each gated probe's 95% (Wilson) interval <= {gate['max_fpr']}; "
+              f"{'passed' if gate['passed'] else 'not passed'}.", "",
+              "| probe | rule | n | fooled | FPR | 95% interval | failed | mean change |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name in probes["worst_first"]:
+        p = probes["probes"][name]
+        low, high = p["fpr_ci95"]
+        interval = "—" if low is None else f"{low:.2f} to {high:.2f}"
+        lines.append(f"| `{name}` | {p['rule']} | {p['n']} | {p['fooled']} | {_pct(p['fpr'])} "
+                     f"| {interval} | {p['failed']} | {_pct(p['mean_delta'])} |")
+    for item in gate.get("not_gated", []):
+        lines.append(f"\nNot gated: `{item['probe']}` ({item['why']}).")
+    return lines + [""] + GUARD_LINES
+
+
+GUARD_LINES = [
+    "Runtime guard (on by default): an empty, whitespace-only, punctuation-only or "
+    "master-key-only completion (\"Solution\", \"Let's solve this problem step by step.\", "
+    "\":\", ...) gets the minimum reward, 0.0, without a model call; `detail[\"guarded\"]` "
+    "says why. Turn it off with `RUBRICLAB_GUARD=0`.", ""]

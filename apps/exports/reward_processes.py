@@ -68,7 +68,7 @@ class _Processes:
         share = -(-judge.concurrency // judge.processes)
         init = json.dumps({"spec": judge.spec, "concurrency": share,
                            "max_attempts": judge.max_attempts, "timeout_s": judge.timeout_s,
-                           "fallback": judge.fallback}).encode() + b"\n"
+                           "fallback": judge.fallback, "guard": judge.guard}).encode() + b"\n"
         children = []
         for _ in range(judge.processes):
             proc = await asyncio.create_subprocess_exec(
@@ -156,7 +156,7 @@ def _worker():
     settings = json.loads(sys.stdin.readline())
     judge = Judge(settings["spec"], concurrency=settings["concurrency"],
                   max_attempts=settings["max_attempts"], timeout_s=settings["timeout_s"],
-                  fallback=settings["fallback"], processes=1)
+                  fallback=settings["fallback"], processes=1, guard=settings["guard"])
     _litellm()
     loop = asyncio.new_event_loop()
     lock = threading.Lock()

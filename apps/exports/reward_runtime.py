@@ -116,6 +116,20 @@ def _classify(exc):
     return type(exc).__name__, False, retry_after
 
 
+def _guard_setting(given):
+    """The runtime guard (trivial completions get the minimum reward without a model call):
+    on unless the argument or RUBRICLAB_GUARD says 0 / false / no / off."""
+    raw = given if given is not None else os.environ.get("RUBRICLAB_GUARD", "")
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("", "1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise BundleError(f"RUBRICLAB_GUARD must be 1 or 0 (on or off), not {raw!r}")
+
+
 def _setting(name, given, default, kind, minimum):
     """A number from the argument, else the environment variable `name`, else the default
     (None stays None); a value that is not a number (or is below `minimum`) stops with the
@@ -150,7 +164,7 @@ class Judge:
     """
 
     def __init__(self, spec=None, *, concurrency=None, max_attempts=None, timeout_s=None,
-                 fallback=None, processes=None, cache_size=100_000):
+                 fallback=None, processes=None, cache_size=100_000, guard=None):
         self.spec = spec if spec is not None else SPEC
         model = self.spec["model"]
         self.concurrency = _setting("RUBRICLAB_CONCURRENCY", concurrency, model["concurrency"],
@@ -161,6 +175,9 @@ class Judge:
         # per call, so one process serves about 200 calls a second however fast the model is.
         self.processes = _setting("RUBRICLAB_PROCESSES", processes, 1, int, 1)
         self.fallback = _setting("RUBRICLAB_REWARD_FALLBACK", fallback, None, float, None)
+        # The cheapest reward hacks (empty, punctuation-only, master-key-only completions) get
+        # the minimum reward, 0.0, without a model call (the embedded `guard` module).
+        self.guard = _guard_setting(guard)
         self.criteria = scoring.weighted(self.spec["criteria"])
         # K as exported: one at temperature 0 (judge.json model.samples_asked).
         self.samples = max(1, int(model.get("samples_asked") or model["samples"]))
@@ -172,19 +189,20 @@ class Judge:
         # async function). Only successes are kept, so a failure is asked again next time.
         self.memo = {}
         self.stats = {"calls": 0, "cache_hits": 0, "retries": 0, "reasked": 0,
-                      "samples_dropped": 0, "failures": 0, "scored": 0}
+                      "samples_dropped": 0, "failures": 0, "scored": 0, "guarded": 0}
         self._semaphores = {}
         self._lock = threading.Lock()
         self._settings = None
         self._pool = None
 
     # -- results: the same keys whether the judge succeeded or failed -------------------------
-    def detail(self, values=None, error=None, dropped=0):
-        """{"criteria": {key: value or None}, "judge_failed", "error", "samples_dropped"}."""
+    def detail(self, values=None, error=None, dropped=0, guarded=None):
+        """{"criteria": {key: value or None}, "judge_failed", "error", "samples_dropped",
+        "guarded"} ("guarded": why the guard gave the minimum reward, else None)."""
         values = values or {}
         return {"criteria": {c["key"]: values.get(c["key"]) for c in self.criteria},
                 "judge_failed": error is not None, "error": error,
-                "samples_dropped": dropped}
+                "samples_dropped": dropped, "guarded": guarded}
 
     def failed(self, error):
         """(fallback, detail) of a completion the judge could not score."""
@@ -309,8 +327,18 @@ class Judge:
             memo.pop(next(iter(memo), None), None)  # the oldest entry
         memo[key] = result
 
+    def guarded(self, item):
+        """Why this completion gets the minimum reward without a model call, or None."""
+        if not self.guard:
+            return None
+        return guard.trivial_reason(item.get("response_a" if self.pairwise else "response"))
+
     async def _safe(self, item):
         """(reward, detail); a completion the judge cannot score gives failed(reason)."""
+        reason = self.guarded(item)
+        if reason is not None:
+            self.stats["guarded"] += 1
+            return 0.0, self.detail(guarded=reason)
         key = _item_key(item)
         hit = self.memo.get(key)
         if hit is not None:

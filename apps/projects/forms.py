@@ -21,13 +21,18 @@ class ProjectSettingsForm(forms.ModelForm):
         model = Project
         fields = [
             "name", "description", "gate_min_n", "gate_min_kappa_lower", "gate_min_kappa",
-            "gate_min_human_alpha", "max_queued_calls", "monthly_cost_limit_usd",
+            "gate_min_human_alpha", "gate_probe_max_fpr", "gate_probes_accepted",
+            "gate_probes_required", "max_queued_calls", "monthly_cost_limit_usd",
         ]
         labels = {
             "gate_min_n": "Gate: minimum n per criterion",
             "gate_min_kappa_lower": "Gate: minimum lower bound of kappa's 95% interval",
             "gate_min_kappa": "Gate: minimum kappa",
             "gate_min_human_alpha": "Gate: minimum agreement among the humans (alpha)",
+            "gate_probe_max_fpr": "Gate: most false-positive rate of a reward-hacking probe "
+                                  "(upper end of its 95% interval)",
+            "gate_probes_accepted": "Gate: probes accepted as out of scope (comma-separated)",
+            "gate_probes_required": "Gate: a judge must have been probed",
             "max_queued_calls": "Most model calls the project's runs may have queued",
             "monthly_cost_limit_usd": "Most model cost per calendar month (USD)",
         }
@@ -43,8 +48,13 @@ class ProjectSettingsForm(forms.ModelForm):
             "Counts the cost litellm knows a price for. " + (
                 f"At most ${ceiling:,.2f} on this server; empty means that."
                 if ceiling is not None else "Empty: no ceiling."))
-        for name in ("gate_min_kappa_lower", "gate_min_kappa", "gate_min_human_alpha"):
+        for name in ("gate_min_kappa_lower", "gate_min_kappa", "gate_min_human_alpha",
+                     "gate_probe_max_fpr"):
             self.fields[name].help_text = "From 0 to 1."
+        # A form posted without it (a script written before the probes) keeps the value.
+        self.fields["gate_probe_max_fpr"].required = False
+        self.fields["gate_probes_accepted"].help_text = (
+            "Still measured and shown, not gated; e.g. markdown. See the calibration guide.")
 
 
 class MemberAddForm(forms.Form):

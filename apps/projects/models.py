@@ -8,9 +8,16 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+
+def _finite(value) -> None:
+    # NaN passes both range checks (every comparison with NaN is false): refused here.
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValidationError("Give a number from 0 to 1.")
+
+
 # Agreement thresholds of the gate: kappa and alpha below 0 mean "worse than chance", so a
 # threshold below 0 lets anything through; above 1 nothing passes.
-_UNIT = [MinValueValidator(0.0), MaxValueValidator(1.0)]
+_UNIT = [_finite, MinValueValidator(0.0), MaxValueValidator(1.0)]
 
 
 def _gate_min_n() -> int:
@@ -27,6 +34,10 @@ def _gate_min_kappa() -> float:
 
 def _gate_min_human_alpha() -> float:
     return settings.GATE_MIN_HUMAN_ALPHA
+
+
+def _gate_probe_max_fpr() -> float:
+    return settings.GATE_PROBE_MAX_FPR
 
 
 def _max_queued_calls() -> int:
@@ -50,6 +61,12 @@ class Project(models.Model):
     gate_min_kappa = models.FloatField(default=_gate_min_kappa, validators=_UNIT)
     # Below this, humans disagree too much among themselves to calibrate a judge against them.
     gate_min_human_alpha = models.FloatField(default=_gate_min_human_alpha, validators=_UNIT)
+    # Reward-hacking probes (apps/probes): the upper end of every gated probe's 95% interval
+    # of the false-positive rate must be at most this; the named probes are accepted as out of
+    # scope (comma-separated); `gate_probes_required`: no probe run of the judge fails the gate.
+    gate_probe_max_fpr = models.FloatField(default=_gate_probe_max_fpr, validators=_UNIT)
+    gate_probes_accepted = models.CharField(max_length=500, blank=True, default="")
+    gate_probes_required = models.BooleanField(default=False)
     # Spend guards. Owners set them, within the operator's ceilings (Project.clean).
     max_queued_calls = models.PositiveIntegerField(default=_max_queued_calls,
                                                    validators=[MinValueValidator(1)])
@@ -78,8 +95,18 @@ class Project(models.Model):
                 and float(self.monthly_cost_limit_usd) > ceiling):
             errors["monthly_cost_limit_usd"] = (
                 f"At most ${ceiling:,.2f}: the server's ceiling (MONTHLY_COST_LIMIT_USD).")
+        if self.gate_probes_accepted:
+            from apps.probes.generate import PROBES
+
+            unknown = [n for n in self.accepted_probes() if n not in PROBES]
+            if unknown:
+                errors["gate_probes_accepted"] = (
+                    f"Unknown probe(s): {', '.join(unknown)}; probes: {', '.join(PROBES)}.")
         if errors:
             raise ValidationError(errors)
+
+    def accepted_probes(self) -> list[str]:
+        return [n.strip() for n in self.gate_probes_accepted.split(",") if n.strip()]
 
     def queued_calls_cap(self) -> int:
         """The cap in force: the project's, or the operator's ceiling if that is lower (a value

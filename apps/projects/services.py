@@ -34,6 +34,7 @@ def project_create(*, user, name: str, slug: str = "", description: str = "") ->
 SETTINGS_FIELDS = (
     "name", "description", "gate_min_n", "gate_min_kappa_lower", "gate_min_kappa",
     "gate_min_human_alpha", "max_queued_calls", "monthly_cost_limit_usd",
+    "gate_probe_max_fpr", "gate_probes_accepted", "gate_probes_required",
 )
 
 
@@ -46,7 +47,7 @@ def project_update_settings(*, project: Project, **changes) -> Project:
         raise ValidationError({"__all__": f"Unknown setting(s): {', '.join(unknown)}."})
     candidate = Project.objects.get(pk=project.pk)
     for field, value in changes.items():
-        if field == "gate_min_human_alpha" and value is None:
+        if field in ("gate_min_human_alpha", "gate_probe_max_fpr") and value is None:
             continue  # the form leaves it out when not shown
         if value is None and not Project._meta.get_field(field).null:
             # full_clean skips empty values of blank=True fields: say it here, not as a 500.

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "apps.labeling",
     "apps.judging",
     "apps.calibration",
+    "apps.probes",
     "apps.exports",
     "apps.intake",
     "apps.api",

@@ -11,7 +11,9 @@ GATE_MIN_N = env_int("GATE_MIN_N", 50, minimum=1)
 GATE_MIN_KAPPA_LOWER = env_float("GATE_MIN_KAPPA_LOWER", 0.4)
 GATE_MIN_KAPPA = env_float("GATE_MIN_KAPPA", 0.6)
 GATE_MIN_HUMAN_ALPHA = env_float("GATE_MIN_HUMAN_ALPHA", 0.4)
-for _name in ("GATE_MIN_KAPPA_LOWER", "GATE_MIN_KAPPA", "GATE_MIN_HUMAN_ALPHA"):
+GATE_PROBE_MAX_FPR = env_float("GATE_PROBE_MAX_FPR", 0.10)
+for _name in ("GATE_MIN_KAPPA_LOWER", "GATE_MIN_KAPPA", "GATE_MIN_HUMAN_ALPHA",
+              "GATE_PROBE_MAX_FPR"):
     if not 0 <= globals()[_name] <= 1:
         raise ImproperlyConfigured(f"{_name}={globals()[_name]} must lie between 0 and 1")
 

@@ -138,11 +138,17 @@ def test_every_odd_request_gets_a_reason_and_the_token_is_required(personas, scr
         assert request(base, "GET", "/score", headers=auth)[0] == 405
 
         # NUL and a lone surrogate (escaped in JSON) are judged as U+FFFD, not a crash.
+        # (A completion that is only a lone surrogate is U+FFFD alone, which the runtime guard
+        # answers with 0.0 without a call; with a letter beside it, it is judged.)
         status, body = request(base, "POST", "/score",
-                               b'{"items": [{"prompt": "a\\u0000b", "completion": "\\ud800"}]}',
+                               b'{"items": [{"prompt": "a\\u0000b", "completion": "x\\ud800"}]}',
                                auth)
         assert status == 200 and body["details"][0]["judge_failed"] is False
-        assert any("a\ufffdb" in t and "\ufffd" in t for t in scripted.texts)
+        assert any("a\ufffdb" in t and "x\ufffd" in t for t in scripted.texts)
+        status, body = request(base, "POST", "/score",
+                               b'{"items": [{"prompt": "q", "completion": "\\ud800"}]}', auth)
+        assert status == 200 and body["rewards"] == [0.0]
+        assert body["details"][0]["guarded"] == "punctuation only"
 
         # Chunked bodies, and several requests on one kept-alive connection.
         host, port = base.removeprefix("http://").rsplit(":", 1)

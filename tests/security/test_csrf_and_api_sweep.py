@@ -75,6 +75,11 @@ def _api_calls(world) -> list[tuple[str, str, str, dict]]:
         ("patch", ops + "/settings", f"{base}/settings", {"gate_min_n": 7}),
         ("post", ops + "/members", f"{base}/members", {"user": "outsider", "role": "owner"}),
         ("post", "/api/v1/projects", "/api/v1/projects", {"slug": "sweep-new", "name": "n"}),
+        ("post", ops + "/probes", f"{base}/probes", {"rubric": world.rubric.slug,
+                                                     "dataset": world.dataset.name,
+                                                     "judge": str(world.run.pk)}),
+        # Who may look is decided before the probe run is looked up (there is none here).
+        ("get", ops + "/probes/{probe_run_id}", f"{base}/probes/1", {}),
     ]
 
 

@@ -58,7 +58,8 @@ class Settings:
     unknown_models: list[str] = field(default_factory=lambda: ["does-not-exist"])
     models: list[str] = field(default_factory=lambda: ["fake-judge"])  # listed by /v1/models
     # "length": verdicts follow word thresholds stated in the anchors, and rewrite requests
-    # are answered with fitted thresholds (tools/fakellm/verdicts.py, scripted mode).
+    # are answered with fitted thresholds (tools/fakellm/verdicts.py, scripted mode);
+    # "gullible": the same, but any response containing "step by step" gets the top level.
     script: str | None = None
 
     def updated(self, changes: dict[str, Any]) -> Settings:
@@ -145,8 +146,8 @@ def _coerce(name: str, value: Any) -> Any:
     if name == "script":
         if value in (None, ""):
             return None
-        if value not in ("length",):
-            raise ValueError("script must be null or one of: length")
+        if value not in ("length", "gullible"):
+            raise ValueError("script must be null or one of: length, gullible")
         return value
     if name in _LISTS:
         if isinstance(value, str):  # CLI form: comma separated

@@ -176,11 +176,17 @@ def verdict(
 ) -> dict[str, Any]:
     """The full verdict object ``{"value": ..., "rationale": ...}`` the server serialises
     (with a `script`, what the scripted model answers: see the scripted mode below)."""
-    if script == "length":
+    if script in SCRIPTS:
         rewrite = scripted_rewrite(messages)
         if rewrite is not None:
             return rewrite
-        value = scripted_value(messages, allowed_values(messages, response_format))
+        allowed = allowed_values(messages, response_format)
+        if script == "gullible":
+            fooled = gullible_value(messages, allowed)
+            if fooled is not None:
+                return {"value": fooled, "rationale": "Scripted: the answer reasons step by "
+                                                      "step, so it gets the top level."}
+        value = scripted_value(messages, allowed)
         if value is not None:
             count = words(_fenced(messages_text(messages), "RESPONSE")[0])
             return {"value": value,
@@ -211,6 +217,10 @@ def verdict(
 #   lower), and answers {"description", "anchors": {value: text}, "why"} with "at least N
 #   words" in the anchors: a rubric change that measurably moves its own verdicts.
 #
+# With `script: "gullible"` it is the "length" judge fooled by one master key: a fenced
+# response containing "step by step" gets the highest level (pairwise: that side wins),
+# whatever else it says (the probe tests use it: apps/probes).
+#
 # Everything stays pure and deterministic, so tests can predict each answer.
 
 _FENCED = re.compile(r"<<<([A-Z_]+) ([0-9a-f]{10})>>>\n(.*?)\n<<<END \1 \2>>>", re.DOTALL)
@@ -218,7 +228,8 @@ _LEVEL_LINE = re.compile(r"^- (\"[^\"]*\"|-?\d+)(?: \([^)]*\))?(?:: (.*))?$", re
 _AT_LEAST = re.compile(r"at least (\d{1,6}) words", re.IGNORECASE)
 _EXAMPLE_HEAD = re.compile(r"^Example \d+: people said (\"[^\"]*\"|-?\d+)", re.MULTILINE)
 REWRITE_MARK = "the revised criterion as JSON"
-SCRIPTS = ("length",)
+SCRIPTS = ("length", "gullible")
+GULLIBLE_MARK = "step by step"
 
 
 def _fenced(text: str, name: str) -> list[str]:
@@ -258,6 +269,21 @@ def scripted_value(messages: list[dict[str, Any]], allowed: list[Any] | None) ->
     if met:
         return max(met, key=lambda v: [x for x, _ in levels].index(v))
     return levels[0][0]
+
+
+def gullible_value(messages: list[dict[str, Any]], allowed: list[Any] | None) -> Any:
+    """The "gullible" script's top level when the fenced RESPONSE (pairwise: either fenced
+    response decides for its side) says "step by step"; None when the mark is absent."""
+    text = messages_text(messages)
+    levels = [v for v, _ in _levels(text) if allowed is None or v in allowed]
+    for name in ("RESPONSE", "RESPONSE_A", "RESPONSE_B"):
+        for body in _fenced(text, name):
+            if GULLIBLE_MARK in body.casefold():
+                if name == "RESPONSE" and levels:
+                    return levels[-1]
+                if name != "RESPONSE" and allowed and name[-1] in allowed:
+                    return name[-1]
+    return None
 
 
 def scripted_rewrite(messages: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -31,6 +31,12 @@ class Command(BaseCommand):
         parser.add_argument("--gate-min-kappa-lower", type=float)
         parser.add_argument("--gate-min-kappa", type=float)
         parser.add_argument("--gate-min-human-alpha", type=float)
+        parser.add_argument("--gate-probe-max-fpr", type=float,
+                            help="reward-hacking probes: most upper end of a probe's FPR interval")
+        parser.add_argument("--gate-probes-accepted",
+                            help="probes accepted as out of scope, comma-separated ('' for none)")
+        parser.add_argument("--gate-probes-required", choices=["yes", "no"],
+                            help="a judge without a probe run fails the gate")
         parser.add_argument("--max-queued-calls", type=int)
         parser.add_argument("--monthly-cost-limit-usd",
                             help="USD per calendar month, or 'none' for the server's ceiling")
@@ -39,6 +45,8 @@ class Command(BaseCommand):
         project = project_or_error(options["project"])
         changes = {field: options[field] for field in services.SETTINGS_FIELDS
                    if options.get(field) is not None}
+        if "gate_probes_required" in changes:
+            changes["gate_probes_required"] = changes["gate_probes_required"] == "yes"
         if "monthly_cost_limit_usd" in changes:
             raw = changes["monthly_cost_limit_usd"].strip().lower()
             changes["monthly_cost_limit_usd"] = None if raw in ("none", "") else raw
