@@ -34,6 +34,8 @@ class Result:
     latency_ms: int | None = None
     cache_key: str = ""
     model: str = ""
+    # The whole answer, for the call cache (empty: not cached; raw_output may be cut for display).
+    cache_content: str = ""
 
 
 _UPDATE_SQL = None
@@ -65,17 +67,38 @@ def write_results(results: list[Result]) -> None:
         for r in results
     ]
     cache_rows = [
-        CallCache(key=r.cache_key, model=r.model, content=r.raw_output,
+        CallCache(key=r.cache_key, model=r.model, content=r.cache_content,
                   prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens,
                   cost_usd=r.cost_usd)
         for r in results
-        if r.cache_key and r.status == JudgmentStatus.DONE and not r.cached
+        if r.cache_key and r.cache_content and r.status == JudgmentStatus.DONE and not r.cached
     ]
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.executemany(_update_sql(), rows)
         if cache_rows:
             CallCache.objects.bulk_create(cache_rows, ignore_conflicts=True)
+
+
+def write_counters(sent: dict[int, int], paid: dict[int, float]) -> None:
+    """Add requests sent and what answers cost to their rows, whatever the rows' status: a
+    request is paid even when its answer is a duplicate or comes after a cancel."""
+    table = connection.ops.quote_name(Judgment._meta.db_table)
+    with connection.cursor() as cursor:
+        if sent:
+            cursor.executemany(f"UPDATE {table} SET requests = requests + %s WHERE id = %s",
+                               [(n, jid) for jid, n in sent.items()])
+        if paid:
+            cursor.executemany(
+                f"UPDATE {table} SET paid_cost_usd = COALESCE(paid_cost_usd, 0) + %s "
+                "WHERE id = %s", [(cost, jid) for jid, cost in paid.items()])
+
+
+def write_session(results: list[Result], sent: dict[int, int], paid: dict[int, float]) -> None:
+    """One flush of a session: results (once) and counters, in one transaction."""
+    with transaction.atomic():
+        write_counters(sent, paid)
+        write_results(results)
 
 
 class DbThread:
