@@ -1,6 +1,7 @@
 """The run coordinator, on Celery beat: the database is the truth, the broker only a messenger.
 
-Every few seconds, for each active run: re-send batches whose worker stopped beating (killed,
+Every few seconds (and once when a worker starts, so recovery does not wait for beat alone),
+for each active run: re-send batches whose worker stopped beating (killed,
 lost its message, hit its time limit), top up the dispatch window, and mark runs whose planned
 work is all final as completed. No chords: nothing here depends on a message arriving.
 """
@@ -15,7 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.judging.executor import finalize_if_done
-from apps.judging.models import ACTIVE_STATUSES, BatchStatus, JudgeBatch, JudgeRun
+from apps.judging.models import ACTIVE_STATUSES, BatchStatus, Heartbeat, JudgeBatch, JudgeRun
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 def coordinate() -> dict:
     stale = timezone.now() - timezone.timedelta(seconds=settings.JUDGE_BATCH_STALE_S)
     report = {"runs": 0, "resent": 0, "finished": 0}
+    # Seen by the run page: it warns when this is three intervals old (beat is not running).
+    Heartbeat.objects.update_or_create(name="coordinator", defaults={"at": timezone.now()})
     from apps.judging.planning import dispatch_window
 
     for run in JudgeRun.objects.filter(status__in=ACTIVE_STATUSES):
