@@ -247,8 +247,8 @@ def run_batch(run_id: int, number: int, *, lease: str | None = None) -> str:
             return "busy"
     began = time.perf_counter()
     calls, cached = _plan_calls(run, number)
-    db = DbThread()
-    session = Session(run, lease, db)
+    db, feed_db = DbThread(), DbThread()
+    session = Session(run, lease, db, feed_db)
     session.add_batch(number, calls, cached)
     try:
         _run_in_process_loop(session.execute())
@@ -258,6 +258,7 @@ def run_batch(run_id: int, number: int, *, lease: str | None = None) -> str:
         db.submit(write_session, *session.take_pending_writes()).result()
     finally:
         db.close()
+        feed_db.close()
         slots_release(run_id=run.pk, lease=lease)
     if session.permanent_error is not None:
         _fail_run(run, session.permanent_error)

@@ -34,10 +34,14 @@ TICK_S = 0.25
 
 
 class Session:
-    def __init__(self, run, lease: str, db) -> None:
+    def __init__(self, run, lease: str, db, feed_db=None) -> None:
         self.run = run
         self.lease = lease
         self.db = db
+        # The feeder plans batches on a connection of its own, so that taking the next batch
+        # never waits behind a flush or a batch's verdicts (and the queue never runs dry).
+        self.feed_db = feed_db or db
+        self.contended = True
         self.queue: deque = deque()
         self.in_flight = 0
         self.grant = 0
@@ -87,9 +91,10 @@ class Session:
         paid, self.paid = self.paid, {}
         return results, sent, paid
 
-    async def _db(self, fn, *args, **kwargs):
+    async def _db(self, fn, *args, _thread=None, **kwargs):
         # Shielded: see the module docstring.
-        return await asyncio.shield(asyncio.wrap_future(self.db.submit(fn, *args, **kwargs)))
+        thread = _thread or self.db
+        return await asyncio.shield(asyncio.wrap_future(thread.submit(fn, *args, **kwargs)))
 
     # -- the watcher ---------------------------------------------------------------------------
     async def flush(self) -> None:
@@ -111,8 +116,9 @@ class Session:
         return min(self.run.concurrency, self.in_flight + len(self.queue) + more)
 
     async def claim(self) -> None:
-        grant = await self._db(slots.slots_claim, run_id=self.run.pk, lease=self.lease,
-                               in_flight=self.in_flight, demand=self.demand())
+        grant, self.contended = await self._db(
+            slots.slots_claim, run_id=self.run.pk, lease=self.lease, in_flight=self.in_flight,
+            demand=self.demand(), with_others=True)
         if self.tokens != float("inf") and self.tokens < grant:
             taken, _ = await self._db(slots.rate_take, model=self.run.model,
                                       want=grant - int(self.tokens))
@@ -134,8 +140,12 @@ class Session:
             await self.flush()
             if self.closing.is_set():
                 break
-            await self.claim()
-            if time.monotonic() - last_beat >= min(settings.JUDGE_HEARTBEAT_S, 1.0):
+            beat_due = time.monotonic() - last_beat >= min(settings.JUDGE_HEARTBEAT_S, 1.0)
+            # Alone on the run with all it wants, a session renews its slots with its heartbeat;
+            # shared, every tick, so that a newcomer gets its share within a tick.
+            if beat_due or self.contended or self.grant < self.demand():
+                await self.claim()
+            if beat_due:
                 last_beat = time.monotonic()
                 status, lost = await self._db(beat_batches, self.run.pk, list(self.held),
                                               self.lease)
@@ -150,10 +160,11 @@ class Session:
 
         while not self.closing.is_set() and not self.stop.is_set():
             over_time = time.monotonic() - self.started > settings.JUDGE_SESSION_MAX_S
-            if len(self.queue) < max(self.grant, 1) and not over_time:
+            if len(self.queue) < 2 * max(self.grant, 1) and not over_time:
                 self.stealing = True
                 try:
-                    taken = await self._db(steal_batch, self.run, self.lease)
+                    taken = await self._db(steal_batch, self.run, self.lease,
+                                           _thread=self.feed_db)
                 finally:
                     self.stealing = False
                 if taken is not None:

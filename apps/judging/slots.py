@@ -28,15 +28,17 @@ from django.utils import timezone
 from apps.judging.models import JudgeRun, JudgeSession, RateWindow
 
 
-def slots_claim(*, run_id: int, lease: str, in_flight: int, demand: int) -> int:
-    """How many calls this session may have in flight now (0 when the run is not active)."""
+def slots_claim(*, run_id: int, lease: str, in_flight: int, demand: int,
+                with_others: bool = False):
+    """How many calls this session may have in flight now (0 when the run is not active);
+    `with_others`: (that, whether another live session shares the run)."""
     now = timezone.now()
     live_since = now - timezone.timedelta(seconds=settings.JUDGE_SLOT_LEASE_S)
     with transaction.atomic():
         row = (JudgeRun.objects.select_for_update(no_key=True).filter(pk=run_id)
                .values_list("concurrency", "status").first())
         if row is None:
-            return 0
+            return (0, False) if with_others else 0
         cap = max(1, row[0])
         JudgeSession.objects.filter(run_id=run_id, beat_at__lt=live_since).delete()
         others = list(JudgeSession.objects.filter(run_id=run_id).exclude(lease=lease)
@@ -50,7 +52,7 @@ def slots_claim(*, run_id: int, lease: str, in_flight: int, demand: int) -> int:
             run_id=run_id, lease=lease,
             defaults={"held": held, "demand": max(0, demand), "beat_at": now},
         )
-    return grant
+    return (grant, bool(others)) if with_others else grant
 
 
 def slots_release(*, run_id: int, lease: str) -> None:
