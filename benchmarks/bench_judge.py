@@ -56,7 +56,7 @@ def setup_env() -> dict[str, str]:
     env["CELERY_QUEUE"] = f"bench-{os.getpid()}"
     env["DJANGO_SETTINGS_MODULE"] = "config.settings.base"
     env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
-    # The fake listens on loopback, which the egress rules refuse unless listed.
+    # The fake model listens on loopback, which the api_base policy refuses unless listed.
     env.setdefault("ALLOWED_API_BASES", "http://127.0.0.1:")
     env.pop("DEBUG", None)
     return env

@@ -275,6 +275,66 @@ def test_malformed_fenced_and_trailing_comma(fake: FakeLLM, run: Run) -> None:
     assert fake.stats()["faults"] == {"malformed": 1, "fenced": 1, "trailing_comma": 1}
 
 
+def test_poison_answers(fake: FakeLLM, run: Run) -> None:
+    messages = judge_messages(allowed="[1, 2, 3, 4, 5]")
+    expected = choose_value(messages, None)
+
+    fake.control(rate_nul_escaped=1)
+    content = content_of(run(ajudge(fake, messages)))
+    assert "\\u0000" in content and "\x00" not in content  # the escape, as JSON text
+    assert json.loads(content) == {"value": expected, "rationale": "contains a \x00 NUL"}
+
+    fake.control(rate_nul_escaped=0, rate_nul_raw=1)
+    content = content_of(run(ajudge(fake, messages)))
+    assert "\x00" in content  # the character itself, inside a JSON string
+    assert json.loads(content, strict=False)["rationale"] == "raw \x00 NUL"
+
+    fake.control(rate_nul_raw=0, rate_huge_int=1)
+    content = content_of(run(ajudge(fake, messages)))
+    assert content.startswith('{"value": ' + "9" * 5000 + ",")
+
+    fake.control(rate_huge_int=0, rate_array=1)
+    content = content_of(run(ajudge(fake, messages)))
+    assert json.loads(content) == [{"value": expected, "rationale": json.loads(content)[0][
+        "rationale"]}]
+    assert fake.stats()["faults"] == {"nul_escaped": 1, "nul_raw": 1, "huge_int": 1, "array": 1}
+
+
+def test_content_filter_refuses_the_same_prompts_by_a_seeded_share(fake: FakeLLM) -> None:
+    prompts = [judge_messages(extra=f"item {n}", allowed="[1, 2]") for n in range(200)]
+
+    def refused() -> set[int]:
+        out = set()
+        for n, messages in enumerate(prompts):
+            response = post_raw(fake, {"model": "fake-judge", "messages": messages})
+            if response.status_code == 400:
+                assert response.json()["error"]["code"] == "content_policy_violation"
+                out.add(n)
+            else:
+                assert response.status_code == 200
+        return out
+
+    fake.control(content_filter_share=0.1, seed=7)
+    first = refused()
+    assert 5 <= len(first) <= 40
+    assert refused() == first  # a property of the prompt: asked again, refused again
+    fake.control(seed=8)
+    assert refused() != first  # another seed, another draw of prompts
+
+
+def test_content_filter_and_context_window_through_litellm(fake: FakeLLM, run: Run) -> None:
+    fake.control(content_filter_share=1)
+    with pytest.raises(litellm.BadRequestError) as info:
+        run(ajudge(fake, judge_messages()))
+    assert info.value.status_code == 400 and "safety system" in str(info.value)
+    fake.control(content_filter_share=0, max_context_tokens=5)
+    with pytest.raises(litellm.ContextWindowExceededError):
+        run(ajudge(fake, judge_messages()))
+    fake.control(max_context_tokens=100_000)
+    assert run(ajudge(fake, judge_messages())).choices
+    assert fake.stats()["faults"] == {"content_filter": 1, "context_window": 1}
+
+
 def test_wrong_api_key(fake: FakeLLM, run: Run) -> None:
     fake.control(api_key="sk-right")
     with pytest.raises(litellm.AuthenticationError):

@@ -26,6 +26,7 @@ from apps.calibration.words import kappa_sentence
 from apps.datasets.models import Dataset
 from apps.judging import scoring
 from apps.judging.models import JudgeRun, RunKind
+from apps.judging.outcome import gate_reasons, run_failure_counts
 from apps.labeling.agreement import intra_rater
 from apps.projects.models import Project
 from apps.rubrics import scales
@@ -416,6 +417,8 @@ def calibration_report(*, version: RubricVersion, dataset: Dataset, run: JudgeRu
     if not scope["decides_gate"]:
         reasons.insert(0, f"not decided on {scope['part']} items: the gate is decided on the "
                           "locked test split")
+    failures = None if run is None else run_failure_counts([run])[run.pk]
+    reasons += gate_reasons(run, failures)
     reasons += rescore_reasons(run, version)
     view = inputs.split
     shows_test = view is not None and scope["part"] in ("test", "all") and scope["n_test"]
@@ -435,6 +438,9 @@ def calibration_report(*, version: RubricVersion, dataset: Dataset, run: JudgeRu
         "judge": None if run is None else {
             "name": run.name, "run": run.pk, "kind": run.kind, "model": run.model or None,
             "samples": run.samples, "status": run.status,
+            "planned_calls": run.planned_calls if run.kind == RunKind.LIVE else None,
+            "failed_calls": failures["failed"] if run.kind == RunKind.LIVE else None,
+            "failure_kinds": failures["kinds"] if run.kind == RunKind.LIVE else None,
         },
         "generated_at": timezone.now().isoformat(),
         "thresholds": thresholds.as_dict(),

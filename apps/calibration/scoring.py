@@ -177,7 +177,9 @@ async def _ask_all(calls: list[_Call], settings: JudgeSettings, budget: Budget,
                         failure.append(PermanentError(f"{exc.kind}: {exc.message}"))
                         stop.set()
                         return
-                    if attempt >= django_settings.JUDGE_MAX_ATTEMPTS:
+                    # A refusal of this prompt (content filter, context window): this call's
+                    # outcome, asked once.
+                    if exc.call_only or attempt >= django_settings.JUDGE_MAX_ATTEMPTS:
                         call.invalid = f"{exc.kind}: {exc.message}"
                         return
                     await asyncio.sleep(provider.backoff_delay(

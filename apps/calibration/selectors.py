@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.shortcuts import get_object_or_404
 
 from apps.datasets.models import Dataset
-from apps.judging.models import JudgeRun
+from apps.judging.models import FINISHED_STATUSES, JudgeRun
 from apps.projects.access import Need, ProjectAccess, get_project_for_user
 from apps.rubrics.models import Rubric, RubricVersion
 from apps.rubrics.selectors import latest_published
@@ -31,7 +31,7 @@ def resolve_judge(version: RubricVersion, dataset: Dataset, name_or_run: str | N
     """A run id, or a judge name (its latest run); None picks the latest finished run."""
     runs = JudgeRun.objects.filter(rubric_version=version, dataset=dataset)
     if name_or_run is None or name_or_run == "":
-        run = runs.filter(status="completed").order_by("-created_at").first()
+        run = runs.filter(status__in=FINISHED_STATUSES).order_by("-created_at").first()
         if run is None:
             raise NotFound(f"no finished judge run of {version.rubric.slug} v{version.number} "
                            f"on '{dataset.name}'")

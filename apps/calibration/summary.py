@@ -36,6 +36,7 @@ from apps.calibration.report import (
 from apps.calibration.splits import ensure_split
 from apps.datasets.models import Dataset
 from apps.judging.models import JudgeRun, Judgment, JudgmentStatus, RunKind, Verdict
+from apps.judging.outcome import gate_reasons
 from apps.rubrics import scales
 from apps.rubrics.models import RubricVersion
 
@@ -188,6 +189,7 @@ def judge_matrix(*, version: RubricVersion, dataset: Dataset, thresholds: Thresh
                 reasons += [f"{key}: {r}" for r in cell.gate["reasons"]]
         if not scope["decides_gate"]:
             reasons.insert(0, "not decided on these items")
+        reasons += gate_reasons(row.run, {"failed": row.failed})
         reasons += rescore_reasons(row.run, version)
         row.reasons = reasons
         row.passed = (any(c.gate.get("applies") for c in row.cells.values())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from apps.calibration import stats
 from apps.calibration.data import attach_judge, load_criteria
 from apps.calibration.report import weighting_for
-from apps.judging.models import JudgeRun
+from apps.judging.models import FINISHED_STATUSES, JudgeRun
 from apps.rubrics import scales
 
 
@@ -18,7 +18,7 @@ def kappa_trend(*, rubric, dataset, judge_name: str, current=None,
     `current` = (run, data) already loaded for the page (on those items), reused for that
     run's version."""
     runs = (JudgeRun.objects.filter(rubric_version__rubric=rubric, dataset=dataset,
-                                    name=judge_name, status="completed")
+                                    name=judge_name, status__in=FINISHED_STATUSES)
             .select_related("rubric_version").order_by("rubric_version__number", "-created_at"))
     latest: dict[int, JudgeRun] = {}
     for run in runs:

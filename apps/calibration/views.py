@@ -24,7 +24,8 @@ from apps.calibration.report import (
 from apps.calibration.selectors import get_calibration_for_user
 from apps.calibration.trend import kappa_trend
 from apps.datasets.models import Dataset
-from apps.judging.models import JudgeRun
+from apps.judging.models import FINISHED_STATUSES, JudgeRun
+from apps.judging.outcome import with_failure_share
 from apps.projects.access import Need
 from apps.rubrics.models import Rubric
 from apps.rubrics.services import rubric_note_add
@@ -54,11 +55,12 @@ def _choose(request, rubric: Rubric, project):
         latest = runs_everywhere.order_by("-created_at").values_list("dataset_id", flat=True)
         first = latest.first()
         dataset = next((d for d in datasets if d.pk == first), datasets[0] if datasets else None)
-    judges = list(judges_for(version, dataset)) if dataset else []
+    # Each judge with its failed-call share, shown beside it (one query for all).
+    judges = with_failure_share(judges_for(version, dataset)) if dataset else []
     run_id = _int(request, "judge")
     run = next((r for r in judges if r.pk == run_id), None)
     if run is None and judges:
-        finished = [r for r in judges if r.status == "completed"]
+        finished = [r for r in judges if r.status in FINISHED_STATUSES]
         run = finished[0] if finished else judges[0]
     compare_id = _int(request, "compare")
     compare = next((r for r in judges if r.pk == compare_id and r != run), None)

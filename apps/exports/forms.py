@@ -26,6 +26,15 @@ class ExportForm(forms.Form):
         self.fields["run"].choices = [
             (str(r.pk), f"{r.name} (#{r.pk}) · {r.rubric_version.rubric.name} "
                         f"v{r.rubric_version.number} on {r.dataset.name}"
-                        f"{' · imported' if r.kind == 'imported' else ''}")
+                        f"{' · imported' if r.kind == 'imported' else ''}"
+                        f"{_failed_note(r)}")
             for r in runs
         ]
+
+
+def _failed_note(run) -> str:
+    """The failed-call share beside a judge (exports.views.exportable_runs sets it)."""
+    share = getattr(run, "failed_share", None)
+    if run.kind != "live" or share is None:
+        return ""
+    return f" · {run.failed_calls:,} failed calls ({share:.1%})"

@@ -16,7 +16,7 @@ from apps.exports.bundle import ExportStatus, build_bundle, reward_name
 from apps.exports.evidence import evidence_reasons, export_warnings, status_reason
 from apps.exports.models import Export, ExportFormat
 from apps.exports.openai_grader import build_graders, grader_problems, grader_uses_reference
-from apps.judging.models import JudgeRun, RunKind, RunStatus
+from apps.judging.models import FINISHED_STATUSES, JudgeRun, RunKind
 from apps.rubrics.selectors import judge_spec
 
 
@@ -125,7 +125,7 @@ def judge_export(*, run: JudgeRun, fmt: str, user=None, force: bool = False, mod
     or its evidence is not about what the export runs) unless `force` (then UNCALIBRATED)."""
     if fmt not in ExportFormat.values:
         raise ValidationError({"format": f"one of {', '.join(ExportFormat.values)}"})
-    if run.kind == RunKind.LIVE and run.status != RunStatus.COMPLETED:
+    if run.kind == RunKind.LIVE and run.status not in FINISHED_STATUSES:
         raise ValidationError({"run": f"run #{run.pk} is {run.status}; export a finished run"})
     if not run.rubric_version.is_published:
         # A workbench re-score judges a draft, whose text may still change: never a bundle.

@@ -10,7 +10,8 @@ from django.views.decorators.http import require_GET, require_http_methods
 from apps.exports.forms import ExportForm
 from apps.exports.models import Export
 from apps.exports.services import GateRefused, judge_export, stored_status
-from apps.judging.models import JudgeRun
+from apps.judging.models import FINISHED_STATUSES, JudgeRun
+from apps.judging.outcome import with_failure_share
 from apps.projects.access import Need, get_project_for_user
 
 
@@ -22,7 +23,7 @@ def get_export_for_user(user, slug: str, export_id: int, *, need: Need = Need.RE
 
 
 def exportable_runs(project):
-    return (JudgeRun.objects.filter(project=project, status="completed")
+    return (JudgeRun.objects.filter(project=project, status__in=FINISHED_STATUSES)
             .select_related("rubric_version__rubric", "dataset").order_by("-created_at"))
 
 
@@ -45,7 +46,7 @@ def export_list(request: HttpRequest, slug: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def export_create(request: HttpRequest, slug: str) -> HttpResponse:
     access = get_project_for_user(request.user, slug, need=Need.WRITE)
-    runs = list(exportable_runs(access.project)[:200])
+    runs = with_failure_share(exportable_runs(access.project)[:200])
     initial = {"run": request.GET.get("run", "")}
     form = ExportForm(request.POST or None, initial=initial, runs=runs)
     refused: list[str] = []

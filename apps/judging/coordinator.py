@@ -15,8 +15,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.judging.executor import finalize_if_done
 from apps.judging.models import ACTIVE_STATUSES, BatchStatus, Heartbeat, JudgeBatch, JudgeRun
+from apps.judging.outcome import finalize_if_done
 
 log = logging.getLogger(__name__)
 

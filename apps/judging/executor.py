@@ -8,8 +8,11 @@ Life of a batch:
 2. Render every pending call; answers already in the call cache are written straight away.
 3. Call the model for the rest (session.py), retrying transient errors with backoff; while its
    calls are in flight the session takes the run's next free batch, so the pipeline never
-   drains between batches and every listening worker shares the run; stop starting calls when
-   the run is cancelled or has hit a permanent error.
+   drains between batches and every listening worker shares the run. Whatever comes back is
+   that call's outcome: an answer (a verdict, or invalid with the reason and the raw text made
+   storable), a refusal of the prompt (content filter, context window: that call fails), or an
+   error about the run (key, model, api_base, quota; an api_base that cannot be reached before
+   anything answered): then no new call starts, and the run fails naming the URL and cause.
 4. Write the combined verdicts of each batch as it ends, release the lease, pull the next batch.
 """
 
@@ -38,8 +41,9 @@ from apps.judging.models import (
     JudgmentStatus,
     RunStatus,
 )
+from apps.judging.outcome import finalize_if_done
 from apps.judging.slots import slots_release
-from apps.judging.verdicts import ParseError, parse_verdict
+from apps.judging.verdicts import ParseError, parse_verdict, storable
 from apps.judging.writer import DbThread, Result, write_session
 from apps.rubrics import prompting
 from apps.rubrics.selectors import judge_spec
@@ -121,20 +125,37 @@ def _plan_calls(run: JudgeRun, number: int) -> tuple[list[Call], list[Result]]:
     return remaining, cached_results
 
 
+# How much of an answer is kept to be read on the run page (the verdict needs no more).
+RAW_OUTPUT_LIMIT = 20000
+# A run whose first calls are all refused (a parameter every call sends is wrong) stops after
+# this many refusals without a single answer, instead of asking every remaining prompt.
+REFUSALS_BEFORE_STOP = 20
+
+
 def _result_from_text(call: Call, text: str, **fields) -> Result:
-    # What a model says is stored and shown; a provider that echoes a key must not put it there.
-    text = provider.redact(text)
+    """An answer as this call's outcome: never an exception, whatever the text holds."""
+    raw = ""
     try:
+        # What a model says is stored and shown; a provider that echoes a key must not put it
+        # there. NUL and lone surrogates become U+FFFD: PostgreSQL text cannot hold them.
+        text = provider.redact(text if isinstance(text, str) else str(text))
+        raw = storable(text[:RAW_OUTPUT_LIMIT])
         value, rationale = parse_verdict(text, call.criterion, swapped=call.swapped)
     except ParseError as exc:
         return Result(judgment_id=call.judgment_id, status=JudgmentStatus.INVALID,
-                      raw_output=text[:20000], error_kind=f"invalid_{exc.kind}",
+                      raw_output=raw, error_kind=f"invalid_{exc.kind}",
                       error_message=str(exc), cache_key="", **fields)
+    except Exception as exc:  # reading must not end the batch: the answer is the outcome
+        log.exception("call %s: the answer could not be read", call.judgment_id)
+        return Result(judgment_id=call.judgment_id, status=JudgmentStatus.INVALID,
+                      raw_output=raw, error_kind="invalid_unreadable",
+                      error_message=f"the answer could not be read ({type(exc).__name__})",
+                      cache_key="", **fields)
     # The cache keeps the whole answer or nothing: a cut answer no longer parses.
     whole = text if len(text) <= settings.JUDGE_CACHE_MAX_CHARS else ""
-    return Result(judgment_id=call.judgment_id, status=JudgmentStatus.DONE, value=str(value),
-                  rationale=rationale, raw_output=text[:20000], cache_key=call.cache_key,
-                  cache_content=whole, **fields)
+    return Result(judgment_id=call.judgment_id, status=JudgmentStatus.DONE,
+                  value=storable(str(value))[:64], rationale=rationale, raw_output=raw,
+                  cache_key=call.cache_key, cache_content=whole, **fields)
 
 
 _LOOP: asyncio.AbstractEventLoop | None = None
@@ -199,9 +220,10 @@ def _take_any(run: JudgeRun, lease: str) -> int | None:
     """Take the run's first batch that nobody works on (work-stealing from the database)."""
     if not JudgeRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).exists():
         return None
-    stale = timezone.now() - timezone.timedelta(seconds=settings.JUDGE_BATCH_STALE_S)
-    free = (JudgeBatch.objects.filter(run=run).exclude(status=BatchStatus.DONE)
-            .filter(~Q(status=BatchStatus.RUNNING) | Q(heartbeat_at__lt=stale))
+    # Not a running batch whose worker went silent: the coordinator sends that one again,
+    # counting it against its delivery budget (apps/judging/delivery.py).
+    free = (JudgeBatch.objects.filter(run=run)
+            .filter(status__in=(BatchStatus.PENDING, BatchStatus.DISPATCHED))
             .order_by("number").values_list("number", flat=True))
     for number in free[:8]:
         if _take_lease(run, number, lease):
@@ -219,7 +241,8 @@ def steal_batch(run: JudgeRun, lease: str):
 
 
 def _fail_run(run: JudgeRun, error: provider.ProviderError) -> None:
-    """A permanent error stops the whole run; its message is stored once."""
+    """An error about the run stops it; its message (naming the URL) is stored once, and the
+    pending calls stay pending, for a resume once the cause is fixed."""
     JudgeRun.objects.filter(pk=run.pk, status__in=(RunStatus.QUEUED, RunStatus.RUNNING)).update(
         status=RunStatus.FAILED, finished_at=timezone.now(),
         error_message=f"{error.kind}: {error.message}"[:4000],
@@ -248,7 +271,12 @@ def run_batch(run_id: int, number: int, *, lease: str | None = None) -> str:
     began = time.perf_counter()
     calls, cached = _plan_calls(run, number)
     db, feed_db = DbThread(), DbThread()
-    session = Session(run, lease, db, feed_db)
+    # Whether the provider has answered this run before: an api_base that cannot be reached
+    # then is a blip to retry; before any answer it is a wrong URL or a dead server.
+    answered_before = bool(cached) or Judgment.objects.filter(
+        run=run, status__in=(JudgmentStatus.DONE, JudgmentStatus.INVALID), cached=False,
+    ).exists()
+    session = Session(run, lease, db, feed_db, answered_before=answered_before)
     session.add_batch(number, calls, cached)
     try:
         _run_in_process_loop(session.execute())
@@ -285,18 +313,3 @@ def finish_batch(run: JudgeRun, number: int, lease: str, *, stopped: bool) -> st
             dispatch_window(run, resend=[number] if left else None)
         finalize_if_done(run)
     return "stopped" if stopped else "done"
-
-
-def finalize_if_done(run: JudgeRun) -> bool:
-    if Judgment.objects.filter(run=run, status=JudgmentStatus.PENDING).exists():
-        return False
-    # A finished batch built its own verdicts; one whose task died before that did not. Build
-    # per batch (bounded memory), and only where needed: idempotent either way.
-    for number in JudgeBatch.objects.filter(run=run).exclude(
-            status=BatchStatus.DONE).values_list("number", flat=True):
-        build_verdicts(run, batch=number)
-    finished = JudgeRun.objects.filter(pk=run.pk, status__in=(RunStatus.QUEUED,
-                                                              RunStatus.RUNNING)).update(
-        status=RunStatus.COMPLETED, finished_at=timezone.now()
-    )
-    return bool(finished)

@@ -17,11 +17,15 @@ class RunStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
     COMPLETED = "completed", "Completed"
+    # Some calls failed or gave invalid answers, no more than JUDGE_RUN_MAX_FAILED_SHARE.
+    COMPLETED_WITH_FAILURES = "completed_with_failures", "Completed with failures"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
 
 
 ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
+# Runs whose verdicts are evidence (calibration, exports): ended, and judged enough.
+FINISHED_STATUSES = (RunStatus.COMPLETED, RunStatus.COMPLETED_WITH_FAILURES)
 
 
 class JudgeConfig(models.Model):
@@ -70,7 +74,7 @@ class JudgeRun(models.Model):
     )
     name = models.CharField(max_length=120, help_text="The judge's name (model or import name).")
     kind = models.CharField(max_length=16, choices=RunKind.choices)
-    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    status = models.CharField(max_length=32, choices=RunStatus.choices, default=RunStatus.QUEUED)
     samples = models.PositiveIntegerField(default=1)
     model = models.CharField(max_length=200, blank=True)
     api_base = models.CharField(max_length=500, blank=True)
@@ -81,6 +85,9 @@ class JudgeRun(models.Model):
     use_cache = models.BooleanField(default=True)
     use_schema = models.BooleanField(default=False)
     planned_calls = models.PositiveIntegerField(default=0)
+    # Calls queued again by re-sending a batch that had not finished them: they count against
+    # the project's queued-calls cap like new ones, so the cap bounds spend when a batch loops.
+    requeued_calls = models.PositiveIntegerField(default=0)
     item_count = models.PositiveIntegerField(default=0)
     # The provider's message for an error that stops the run (bad key, unknown model): once.
     error_message = models.TextField(blank=True)
@@ -126,6 +133,10 @@ class JudgeBatch(models.Model):
     status = models.CharField(max_length=16, choices=BatchStatus.choices,
                               default=BatchStatus.PENDING)
     dispatches = models.PositiveIntegerField(default=0)
+    # The delivery budget (JUDGE_BATCH_MAX_DELIVERIES): pending calls when last sent, and how
+    # many deliveries in a row ended without writing any of them.
+    pending_at_dispatch = models.PositiveIntegerField(null=True, blank=True)
+    stalled_deliveries = models.PositiveIntegerField(default=0)
     dispatched_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     lease = models.CharField(max_length=64, blank=True)

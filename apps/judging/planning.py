@@ -16,7 +16,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.datasets.models import Dataset, Item
-from apps.judging import egress, provider, spend
+from apps.judging import delivery, egress, provider, spend
 from apps.judging.aggregate import drop_verdicts_for_items
 from apps.judging.models import (
     ACTIVE_STATUSES,
@@ -169,8 +169,7 @@ def _check_cap(project: Project, calls: int, *, what: str, advice: str,
     """
     locked = Project.objects.select_for_update(no_key=True).get(pk=project.pk)
     cap = locked.queued_calls_cap()  # never above the operator's MAX_QUEUED_CALLS_LIMIT
-    queued = Judgment.objects.filter(run__project=project, run__status__in=ACTIVE_STATUSES,
-                                     status=JudgmentStatus.PENDING).count()
+    queued = delivery.queued_calls(project)
     if queued + calls > cap:
         message = (f"{what}; with {queued:,} already queued that exceeds the project's cap "
                    f"of {cap:,}. {advice}")
@@ -280,17 +279,20 @@ def dispatch_window(run: JudgeRun, *, resend: list[int] | None = None) -> list[i
     """
     from apps.judging.tasks import run_judge_batch
 
+    # Batches sent again spend their delivery budget and count against the cap (delivery.py).
+    numbers, _ = delivery.redeliveries(run, list(resend or []))
     in_flight = JudgeBatch.objects.filter(
         run=run, status__in=(BatchStatus.DISPATCHED, BatchStatus.RUNNING)
-    ).count()
-    numbers = list(resend or [])
+    ).exclude(number__in=numbers).count()
     room = settings.JUDGE_DISPATCH_WINDOW - in_flight - len(numbers)
-    if room > 0:
-        numbers += list(
+    if room > 0 and JudgeRun.objects.filter(pk=run.pk, status__in=ACTIVE_STATUSES).exists():
+        fresh = list(
             JudgeBatch.objects.filter(run=run, status=BatchStatus.PENDING)
             .exclude(number__in=numbers).order_by("number")
             .values_list("number", flat=True)[:room]
         )
+        delivery.record_dispatch(run, fresh, delivery.pending_by_batch(run, fresh))
+        numbers += fresh
     if not numbers:
         return []
     JudgeBatch.objects.filter(run=run, number__in=numbers).update(
@@ -345,10 +347,11 @@ def judge_run_resume(*, run: JudgeRun) -> int:
     _check_cap(run.project, pending, what=f"Resuming would queue {pending:,} model calls",
                advice="Wait for other runs to finish, or ask an owner to raise the cap.")
     JudgeRun.objects.filter(pk=run.pk).update(
-        status=RunStatus.RUNNING, finished_at=None, error_message=""
+        status=RunStatus.RUNNING, finished_at=None, error_message="", requeued_calls=0
     )
+    # A resume is the user's choice: the batches' delivery budgets start afresh.
     JudgeBatch.objects.filter(run=run, number__in=pending_batches).update(
-        status=BatchStatus.PENDING, lease=""
+        status=BatchStatus.PENDING, lease="", stalled_deliveries=0, pending_at_dispatch=None
     )
     run.refresh_from_db()
     dispatch_window(run)

@@ -50,6 +50,11 @@ class Progress:
     def failed_total(self) -> int:
         return self.invalid + self.failed
 
+    @property
+    def failed_share(self) -> float:
+        """Failed or invalid calls, in percent of the planned ones."""
+        return 100.0 * self.failed_total / self.planned if self.planned else 0.0
+
 
 def run_progress(run: JudgeRun) -> Progress:
     judgments = Judgment.objects.filter(run=run)
@@ -113,9 +118,22 @@ def run_summary(run: JudgeRun) -> dict:
     """The JSON object `judge_run --wait` prints (and the API returns)."""
     p = run_progress(run)
     return {
-        "run": run.pk, "status": run.status, "done": p.done, "failed": p.failed_total,
-        "planned": p.planned, "calls": p.calls, "asked": p.asked, "retried": p.retried,
-        "cached": p.cached,
+        "run": run.pk, "status": run.status, "planned": p.planned, "done": p.done,
+        "failed": p.failed_total, "pending": p.pending,
+        "failures": {e["error_kind"] or "unknown": e["n"] for e in p.errors},
+        "calls": p.calls, "asked": p.asked, "retried": p.retried, "cached": p.cached,
         "cost_usd": None if p.cost_usd is None else round(p.cost_usd, 6),
         "elapsed_s": round(p.elapsed_s, 3), "error": run.error_message or None,
     }
+
+
+def batches_at_work(run: JudgeRun) -> int:
+    """Batches a live worker still holds (its heartbeat is fresh): their answers in flight are
+    not written yet. A dead worker's batch stops counting once its heartbeat is stale."""
+    from django.conf import settings
+
+    from apps.judging.models import BatchStatus, JudgeBatch
+
+    fresh = timezone.now() - timezone.timedelta(seconds=settings.JUDGE_BATCH_STALE_S)
+    return JudgeBatch.objects.filter(run=run, status=BatchStatus.RUNNING,
+                                     heartbeat_at__gte=fresh).count()

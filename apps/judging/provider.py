@@ -37,16 +37,30 @@ class Completion:
     latency_ms: int
 
 
-class ProviderError(Exception):
-    """A failed call. `permanent` errors (bad key, unknown model, bad request) stop the run;
-    transient ones (429, 5xx, timeouts, dropped connections) are retried with backoff."""
+# What a failed call means for the run (docs/decisions/0006):
+RETRY = "retry"  # transient (429, 5xx, timeouts, a dropped connection): retried with backoff
+CALL = "call"  # about this prompt (content filter, context window, bad request): the call fails
+RUN = "run"  # about the run itself (key, model, api_base, quota): the run stops
 
-    def __init__(self, kind: str, message: str, *, permanent: bool, retry_after: float | None):
+
+class ProviderError(Exception):
+    """A failed call, with its `scope`: RETRY, CALL or RUN (see above). `permanent` is true for
+    RUN: retrying the run's other calls cannot help either."""
+
+    def __init__(self, kind: str, message: str, *, scope: str, retry_after: float | None = None):
         super().__init__(message)
         self.kind = kind
         self.message = message
-        self.permanent = permanent
+        self.scope = scope
         self.retry_after = retry_after
+
+    @property
+    def permanent(self) -> bool:
+        return self.scope == RUN
+
+    @property
+    def call_only(self) -> bool:
+        return self.scope == CALL
 
 
 def redact(text: str) -> str:
@@ -116,40 +130,109 @@ def _retry_after(exc: Exception) -> float | None:
     return None
 
 
-def classify(exc: Exception) -> ProviderError:
+_CONTENT_POLICY = ("content_policy", "content_filter", "content management policy",
+                   "safety system", "responsibleaipolicyviolation", "usage policy")
+_QUOTA = ("insufficient_quota", "exceeded your current quota", "quota exceeded",
+          "quota_exceeded", "credit balance is too low", "billing")
+
+
+def _chain(exc: BaseException):
+    """The exception and its causes (litellm wraps openai, which wraps httpx and the socket)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def _connect_failure(exc: BaseException) -> str | None:
+    """Why no connection could be made at all (refused, name not resolved), or None when the
+    connection was made and then lost (that is transient)."""
+    import errno
+    import socket
+
+    chain = list(_chain(exc))
+    if any(isinstance(link, ConnectionRefusedError) for link in chain):
+        return "connection refused (nothing listens at that address and port)"
+    if any(isinstance(link, socket.gaierror) for link in chain):
+        return "the host name does not resolve (DNS)"
+    unreachable = (errno.ENETUNREACH, errno.EHOSTUNREACH)
+    if any(isinstance(link, OSError) and link.errno in unreachable for link in chain):
+        return "no route to the host (network unreachable)"
+    if any(type(link).__name__ == "ConnectError" and type(link).__module__.startswith("httpx")
+           for link in chain):
+        return "no connection could be made"
+    return None
+
+
+def _where(url: str, model: str) -> str:
+    if url:
+        return url
+    return f"the provider of {model}" if model else "the provider"
+
+
+def classify(exc: Exception, *, url: str = "", model: str = "") -> ProviderError:
+    """What a failed call means: RETRY, CALL or RUN (see the constants above), by litellm's
+    exception type and the HTTP status; messages are redacted, and those that stop a run name
+    the URL that was asked."""
     litellm = _litellm()
     message = redact(str(exc))[:2000]
-    # Order matters: Timeout is a subclass of APIConnectionError in litellm.
-    table = [
-        (litellm.RateLimitError, "rate_limit", False),
-        (litellm.Timeout, "timeout", False),
-        (litellm.AuthenticationError, "auth", True),
-        (litellm.PermissionDeniedError, "auth", True),
-        (litellm.NotFoundError, "not_found", True),
-        (litellm.ContextWindowExceededError, "bad_request", True),
-        (litellm.BadRequestError, "bad_request", True),
-        (litellm.InternalServerError, "server", False),
-        (litellm.ServiceUnavailableError, "server", False),
-        (litellm.BadGatewayError, "server", False),
-        (litellm.APIConnectionError, "connection", False),
-        (litellm.APIError, "server", False),
-    ]
-    for cls, kind, permanent in table:
-        if isinstance(exc, cls):
-            status = getattr(exc, "status_code", None)
-            client_error = isinstance(status, int) and 400 <= status < 500
-            if kind == "server" and client_error and status not in (408, 409, 429):
-                kind, permanent = "bad_request", True
-            elif kind == "server" and _CONNECTION_ERROR in str(exc):
-                # litellm reports a dropped connection (no response at all) as a 500 with the
-                # openai client's "Connection error."; name it for what it is.
-                kind = "connection"
-            return ProviderError(kind, message, permanent=permanent, retry_after=_retry_after(exc))
+    lowered = message.lower()
+    where = _where(url, model)
+
+    def run_error(kind: str, cause: str) -> ProviderError:
+        return ProviderError(kind, f"{where}: {cause}", scope=RUN)
+
+    if isinstance(exc, ProviderError):
+        return exc
+    budget = getattr(litellm, "BudgetExceededError", None)
+    if budget is not None and isinstance(exc, budget):
+        return run_error("quota", message)
+    unreachable = _connect_failure(exc)
+    if unreachable is not None:
+        # Whether this stops the run is the executor's choice: at the start it does (the URL is
+        # wrong or the server is down); after answers came, it is retried like a dropped line.
+        return ProviderError("unreachable", f"{where}: {unreachable}", scope=RETRY)
+    status = getattr(exc, "status_code", None)
+    # Order matters: Timeout is a subclass of APIConnectionError, ContentPolicyViolationError
+    # and ContextWindowExceededError of BadRequestError.
+    if isinstance(exc, litellm.RateLimitError):
+        if any(word in lowered for word in _QUOTA):
+            return run_error("quota", message)
+        return ProviderError("rate_limit", message, scope=RETRY, retry_after=_retry_after(exc))
+    if isinstance(exc, litellm.Timeout):
+        return ProviderError("timeout", message, scope=RETRY)
+    if isinstance(exc, litellm.AuthenticationError | litellm.PermissionDeniedError):
+        return run_error("auth", message)
+    if isinstance(exc, litellm.NotFoundError):
+        # An unknown model, or an api_base whose path is wrong: every call would get the same.
+        return run_error("not_found", message)
+    if isinstance(exc, litellm.ContextWindowExceededError):
+        return ProviderError("context_window", message, scope=CALL)
+    if isinstance(exc, litellm.ContentPolicyViolationError) or (
+            isinstance(exc, litellm.BadRequestError)
+            and any(word in lowered for word in _CONTENT_POLICY)):
+        return ProviderError("content_policy", message, scope=CALL)
+    if status == 402 or (isinstance(status, int) and 400 <= status < 500
+                         and any(word in lowered for word in _QUOTA)):
+        return run_error("quota", message)
+    if isinstance(exc, litellm.BadRequestError | litellm.UnprocessableEntityError):
+        return ProviderError("bad_request", message, scope=CALL)
+    server = (litellm.InternalServerError, litellm.ServiceUnavailableError,
+              litellm.BadGatewayError, litellm.APIConnectionError, litellm.APIError)
+    if isinstance(exc, server):
+        if isinstance(status, int) and 400 <= status < 500 and status not in (408, 409, 429):
+            return ProviderError("bad_request", message, scope=CALL)
+        # litellm reports a dropped connection (no response at all) as a 500 with the openai
+        # client's "Connection error."; name it for what it is.
+        connection = _CONNECTION_ERROR in str(exc) or isinstance(exc, litellm.APIConnectionError)
+        return ProviderError("connection" if connection else "server", message, scope=RETRY,
+                             retry_after=_retry_after(exc))
     if isinstance(exc, TimeoutError):
-        return ProviderError("timeout", message or "timed out", permanent=False, retry_after=None)
+        return ProviderError("timeout", message or "timed out", scope=RETRY)
     if isinstance(exc, ConnectionError | OSError):
-        return ProviderError("connection", message, permanent=False, retry_after=None)
-    return ProviderError("unknown", message, permanent=False, retry_after=None)
+        return ProviderError("connection", message, scope=RETRY)
+    return ProviderError("unknown", message, scope=RETRY)
 
 
 def backoff_delay(attempt: int, retry_after: float | None, *, base: float = 0.5,
@@ -220,8 +303,7 @@ class ProviderClient:
             # The operator's policy, again at call time: a name may resolve elsewhere by now.
             refused = egress.api_base_error(settings.api_base)
             if refused:
-                raise ProviderError("policy", f"{settings.api_base}: {refused}",
-                                    permanent=True, retry_after=None)
+                raise ProviderError("policy", f"{settings.api_base}: {refused}", scope=RUN)
             kwargs["api_base"] = settings.api_base
             # A server of the user's own (vLLM, Ollama, a proxy) never gets the provider's key
             # from the environment (OPENAI_API_KEY would otherwise go to whatever URL the run
@@ -233,7 +315,7 @@ class ProviderClient:
         try:
             response = await litellm.acompletion(**kwargs)
         except Exception as exc:  # classified below; nothing is swallowed
-            raise classify(exc) from None
+            raise classify(exc, url=settings.api_base, model=settings.model) from None
         latency_ms = int((time.perf_counter() - started) * 1000)
         try:
             content = response.choices[0].message.content or ""

@@ -34,8 +34,13 @@ TICK_S = 0.25
 
 
 class Session:
-    def __init__(self, run, lease: str, db, feed_db=None) -> None:
+    def __init__(self, run, lease: str, db, feed_db=None, *,
+                 answered_before: bool = False) -> None:
         self.run = run
+        # Whether the provider has answered this run before: an api_base that cannot be
+        # reached then is a blip to retry; before any answer it is a wrong URL or a dead server.
+        self.answered = answered_before
+        self.refused = 0
         self.lease = lease
         self.db = db
         # The feeder plans batches on a connection of its own, so that taking the next batch
@@ -181,6 +186,8 @@ class Session:
 
     # -- the dispatcher and the calls ----------------------------------------------------------
     async def call(self, item) -> None:
+        from apps.judging.executor import REFUSALS_BEFORE_STOP
+
         schema = prompting.response_schema(item.criterion) if self.run.use_schema else None
         attempt = 0
         try:
@@ -198,10 +205,21 @@ class Session:
                     completion = await self.client.complete(item.messages, self.call_settings,
                                                             response_format=schema)
                 except provider.ProviderError as exc:
+                    if exc.kind == "unreachable" and not self.answered:
+                        exc = provider.ProviderError(exc.kind, exc.message, scope=provider.RUN)
                     if exc.permanent:
-                        if self.permanent_error is None:
-                            self.permanent_error = exc
-                        self.halt("permanent error")
+                        self._stop_run(exc)
+                        return
+                    if exc.call_only:
+                        self.results.append(Result(
+                            judgment_id=item.judgment_id, status=JudgmentStatus.FAILED,
+                            error_kind=exc.kind, error_message=exc.message, attempts=attempt,
+                        ))
+                        self.refused += 1
+                        if not self.answered and self.refused >= REFUSALS_BEFORE_STOP:
+                            self._stop_run(provider.ProviderError(
+                                exc.kind, f"the first {self.refused} calls were all refused, "
+                                f"none answered; the last: {exc.message}", scope=provider.RUN))
                         return
                     if attempt >= settings.JUDGE_MAX_ATTEMPTS:
                         self.results.append(Result(
@@ -217,6 +235,7 @@ class Session:
                     except TimeoutError:
                         pass
                     continue
+                self.answered = True
                 if completion.cost_usd is not None:
                     self.paid[item.judgment_id] = (self.paid.get(item.judgment_id, 0.0)
                                                    + completion.cost_usd)
@@ -232,6 +251,11 @@ class Session:
         finally:
             self.in_flight -= 1
             self.wake.set()
+
+    def _stop_run(self, error: provider.ProviderError) -> None:
+        if self.permanent_error is None:
+            self.permanent_error = error
+        self.halt("run-level error")
 
     async def dispatch(self) -> None:
         tasks: set[asyncio.Task] = set()

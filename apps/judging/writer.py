@@ -3,18 +3,35 @@
 The event loop never touches the ORM (Django forbids it, and a model call must never sit inside
 a transaction). Results are queued here and flushed from a single worker thread, which owns one
 database connection for the life of the batch.
+
+A write never fails for the whole batch because of one row: texts are made storable first
+(verdicts.storable), and when a group of rows is still refused (a value the column cannot hold,
+a database that rejects a character we did not foresee), each row is written on its own; a row
+that is still refused is written as that call's outcome, `invalid_unstorable`, without the text.
+Only a lost connection fails the write, and then the task is retried (tasks.py).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from django.db import close_old_connections, connection, transaction
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 from django.utils import timezone
 
 from apps.judging.models import CallCache, Judgment, JudgmentStatus
+from apps.judging.verdicts import storable
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -57,17 +74,49 @@ def _update_sql() -> str:
 
 
 def write_results(results: list[Result]) -> None:
+    """Write results once each; one row the database refuses never stops the others."""
     if not results:
         return
+    try:
+        _write(results)
+        return
+    except (OperationalError, InterfaceError):
+        raise  # the connection, not a row: the task retries
+    except DatabaseError as exc:
+        log.warning("a write of %s results was refused (%s); writing them one by one",
+                    len(results), exc)
+    for result in results:
+        try:
+            _write([result])
+        except (OperationalError, InterfaceError):
+            raise
+        except DatabaseError as exc:
+            log.warning("judgment %s could not be stored (%s)", result.judgment_id, exc)
+            _write([_unstorable(result, exc)])
+
+
+def _unstorable(result: Result, exc: Exception) -> Result:
+    return Result(
+        judgment_id=result.judgment_id, status=JudgmentStatus.INVALID,
+        error_kind="invalid_unstorable",
+        error_message=storable(f"the answer could not be stored: {type(exc).__name__}"),
+        attempts=result.attempts, prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens, cost_usd=result.cost_usd,
+        latency_ms=result.latency_ms,
+    )
+
+
+def _write(results: list[Result]) -> None:
     now = timezone.now()
     rows = [
-        (r.status, r.value, r.rationale, r.raw_output, r.error_kind, r.error_message[:4000],
-         r.attempts, r.cached, r.prompt_tokens, r.completion_tokens, r.cost_usd, r.latency_ms,
-         now, r.judgment_id, JudgmentStatus.PENDING)
+        (r.status, storable(r.value), storable(r.rationale), storable(r.raw_output),
+         r.error_kind[:32], storable(r.error_message[:4000]), r.attempts, r.cached,
+         r.prompt_tokens, r.completion_tokens, r.cost_usd, r.latency_ms, now, r.judgment_id,
+         JudgmentStatus.PENDING)
         for r in results
     ]
     cache_rows = [
-        CallCache(key=r.cache_key, model=r.model, content=r.cache_content,
+        CallCache(key=r.cache_key, model=r.model, content=storable(r.cache_content),
                   prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens,
                   cost_usd=r.cost_usd)
         for r in results
@@ -95,10 +144,9 @@ def write_counters(sent: dict[int, int], paid: dict[int, float]) -> None:
 
 
 def write_session(results: list[Result], sent: dict[int, int], paid: dict[int, float]) -> None:
-    """One flush of a session: results (once) and counters, in one transaction."""
-    with transaction.atomic():
-        write_counters(sent, paid)
-        write_results(results)
+    """One flush of a session: counters, then results (once; row by row if a group is refused)."""
+    write_counters(sent, paid)
+    write_results(results)
 
 
 class DbThread:

@@ -103,3 +103,11 @@ def _model_rpm(parts: list[str]) -> dict[str, int]:
 
 
 JUDGE_MODEL_RPM = _model_rpm(env_list("JUDGE_MODEL_RPM", []))
+# How a finished run is named (docs/decisions/0006): more than this share of its calls failed or
+# invalid and it is "failed", not "completed with failures"; the export gate refuses such a run.
+JUDGE_RUN_MAX_FAILED_SHARE = env_float("JUDGE_RUN_MAX_FAILED_SHARE", 0.2, minimum=0.0)
+if JUDGE_RUN_MAX_FAILED_SHARE > 1:
+    raise ImproperlyConfigured(f"JUDGE_RUN_MAX_FAILED_SHARE={JUDGE_RUN_MAX_FAILED_SHARE} must "
+                               "lie between 0 and 1")
+# A batch delivered this many times without progress has its pending calls marked failed.
+JUDGE_BATCH_MAX_DELIVERIES = env_int("JUDGE_BATCH_MAX_DELIVERIES", 3, minimum=1)

@@ -172,6 +172,68 @@ def test_wait_fails_when_the_run_is_cancelled(world, monkeypatch):
     assert (summary["status"], summary["done"]) == ("cancelled", 0)
 
 
+def _work_instead_of_sleeping(seconds):
+    run = JudgeRun.objects.get()
+    for number in JudgeBatch.objects.filter(run=run).values_list("number", flat=True):
+        run_batch(run.pk, number)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_wait_exits_1_on_completed_with_failures_unless_they_are_accepted(
+        personas, fake, monkeypatch):
+    make_pointwise(personas.project, items=10)
+    from apps.datasets.models import Item
+
+    # One item of ten is too long for the context window: 2 of 20 calls fail.
+    Item.objects.filter(external_id="i4").update(response="word " * 3000)
+    fake.control(max_context_tokens=2000)
+    monkeypatch.setattr("apps.judging.management.commands.judge_run.time.sleep",
+                        _work_instead_of_sleeping)
+    out = io.StringIO()
+    with pytest.raises(CommandError) as caught:
+        call_command("judge_run", *base_args(**{"--api-base": fake.url}), "--wait", stdout=out)
+    first = JudgeRun.objects.get()
+    assert str(caught.value) == f"run {first.pk} ended completed_with_failures"
+    summary = json.loads(out.getvalue())
+    assert (summary["status"], summary["planned"], summary["done"], summary["failed"],
+            summary["pending"], summary["failures"]) == (
+        "completed_with_failures", 20, 18, 2, 0, {"context_window": 2})
+    JudgeRun.objects.all().delete()
+    out = judge_run(*base_args(**{"--api-base": fake.url}), "--wait", "--accept-failures",
+                    "--no-cache")
+    assert json.loads(out)["status"] == "completed_with_failures"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_wait_prints_the_summary_only_after_batches_at_work_have_written(world, monkeypatch):
+    from django.utils import timezone
+
+    from apps.judging.models import BatchStatus
+
+    polls = []
+
+    def fail_while_a_batch_is_at_work(seconds):
+        run = JudgeRun.objects.get()
+        polls.append(run.status)
+        if run.status == RunStatus.QUEUED:  # another batch holds its lease and is calling
+            JudgeBatch.objects.filter(run=run).update(status=BatchStatus.RUNNING,
+                                                      heartbeat_at=timezone.now())
+            JudgeRun.objects.filter(pk=run.pk).update(status=RunStatus.FAILED,
+                                                      error_message="auth: stopped")
+        elif len(polls) == 3:  # its answers are written and the lease released
+            Judgment.objects.filter(run=run).update(status="done", value="3")
+            JudgeBatch.objects.filter(run=run).update(status=BatchStatus.DONE)
+
+    monkeypatch.setattr("apps.judging.management.commands.judge_run.time.sleep",
+                        fail_while_a_batch_is_at_work)
+    out = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("judge_run", *base_args(), "--wait", stdout=out)
+    assert len(polls) == 3  # it waited for the batch after the run had failed
+    summary = json.loads(out.getvalue())
+    assert (summary["status"], summary["done"], summary["pending"]) == ("failed", 8, 0)
+
+
 # -- --wait, a real worker and the command as its own process -------------------------------
 def run_command(*args: str, worker) -> subprocess.CompletedProcess:
     env = process_env({key: value for key, value in os.environ.items()

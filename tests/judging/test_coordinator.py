@@ -113,11 +113,13 @@ def test_a_run_whose_work_is_all_final_is_completed_with_its_verdicts(
     assert Verdict.objects.filter(run=run).count() == 10 * 2
 
 
-def test_failed_calls_are_final_too(run):
+def test_a_run_whose_every_call_failed_ends_failed_never_completed(run):
     Judgment.objects.filter(run=run).update(status=JudgmentStatus.FAILED, error_kind="rate_limit")
     assert coordinate()["finished"] == 1
     run.refresh_from_db()
-    assert run.status == RunStatus.COMPLETED
+    assert run.status == RunStatus.FAILED
+    assert run.error_message == ("no call was judged: 20 of 20 calls failed or invalid (100%): "
+                                 "rate_limit 20")
     assert not Verdict.objects.filter(run=run).exists()  # a failure is never a score
 
 

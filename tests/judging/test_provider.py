@@ -124,13 +124,110 @@ def test_plain_timeouts_and_connection_errors_are_transient():
     assert (error.kind, error.permanent) == ("connection", False)
 
 
-def test_a_litellm_bad_request_is_permanent():
+def _litellm_error(name: str, message: str, status: int | None = None):
+    import httpx
     import litellm
 
-    exc = litellm.BadRequestError(message="max_tokens is too large", model="openai/x",
-                                  llm_provider="openai")
-    error = provider.classify(exc)
-    assert (error.kind, error.permanent) == ("bad_request", True)
+    cls = getattr(litellm, name)
+    if name == "BudgetExceededError":
+        return cls(current_cost=10.0, max_budget=5.0)
+    kwargs = {"message": message, "model": "openai/x", "llm_provider": "openai"}
+    if status is not None:
+        kwargs["response"] = httpx.Response(status, request=httpx.Request("POST", "http://x"))
+    return cls(**kwargs)
+
+
+# One row per class of failure (docs/decisions/0006): litellm's type (and status), the kind
+# recorded, and its scope: RETRY (transient), CALL (this prompt fails), RUN (the run stops).
+CLASSES = [
+    ("AuthenticationError", "Incorrect API key provided", None, "auth", provider.RUN),
+    ("PermissionDeniedError", "Project does not have access", 403, "auth", provider.RUN),
+    ("NotFoundError", "The model `gpt-9` does not exist", None, "not_found", provider.RUN),
+    ("RateLimitError", "You exceeded your current quota, please check your plan and billing "
+     "details. insufficient_quota", None, "quota", provider.RUN),
+    ("BudgetExceededError", "", None, "quota", provider.RUN),
+    ("RateLimitError", "Rate limit reached for requests", None, "rate_limit", provider.RETRY),
+    ("ContextWindowExceededError", "This model's maximum context length is 8192 tokens", None,
+     "context_window", provider.CALL),
+    ("ContentPolicyViolationError", "Your request was rejected by the content filter", None,
+     "content_policy", provider.CALL),
+    ("BadRequestError", "Your request was rejected as a result of our safety system", None,
+     "content_policy", provider.CALL),
+    ("BadRequestError", "Invalid image: the file is not a supported format", None,
+     "bad_request", provider.CALL),
+    ("UnprocessableEntityError", "prompt is too long", 422, "bad_request", provider.CALL),
+    ("InternalServerError", "The server had an error", None, "server", provider.RETRY),
+    ("ServiceUnavailableError", "overloaded", None, "server", provider.RETRY),
+    ("Timeout", "Request timed out", None, "timeout", provider.RETRY),
+    ("APIConnectionError", "Connection error.", None, "connection", provider.RETRY),
+]
+
+
+@pytest.mark.parametrize("name, message, status, kind, scope", CLASSES,
+                         ids=[f"{row[0]}-{row[3]}" for row in CLASSES])
+def test_each_class_of_provider_error_has_its_kind_and_scope(name, message, status, kind,
+                                                              scope):
+    error = provider.classify(_litellm_error(name, message, status),
+                              url="https://llm.example/v1", model="openai/x")
+    assert (error.kind, error.scope) == (kind, scope)
+    assert error.permanent == (scope == provider.RUN)
+    assert error.call_only == (scope == provider.CALL)
+    if scope == provider.RUN:  # an error that stops a run names where it asked
+        assert error.message.startswith("https://llm.example/v1: ")
+
+
+def test_a_refused_connection_is_unreachable_and_names_url_and_cause():
+    try:
+        try:
+            raise ConnectionRefusedError(111, "Connection refused")
+        except ConnectionRefusedError as inner:
+            raise RuntimeError("Connection error.") from inner
+    except RuntimeError as exc:
+        error = provider.classify(exc, url="http://10.0.0.9:8000/v1")
+    assert error.kind == "unreachable"
+    assert error.message == ("http://10.0.0.9:8000/v1: connection refused (nothing listens at "
+                             "that address and port)")
+
+
+def test_a_name_that_does_not_resolve_is_unreachable_dns():
+    import socket
+
+    try:
+        try:
+            raise socket.gaierror(-2, "Name or service not known")
+        except socket.gaierror as inner:
+            raise RuntimeError("Connection error.") from inner
+    except RuntimeError as exc:
+        error = provider.classify(exc, model="openai/gpt-4.1-mini")
+    assert error.message == ("the provider of openai/gpt-4.1-mini: the host name does not "
+                             "resolve (DNS)")
+
+
+def test_a_closed_port_through_litellm_is_unreachable(no_openai_key):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+
+    class Closed:
+        url = f"http://127.0.0.1:{port}/v1"
+
+    error = failure(Closed)
+    assert (error.kind, error.scope) == ("unreachable", provider.RETRY)
+    assert "connection refused" in error.message and str(port) in error.message
+
+
+def test_a_content_filter_400_from_the_fake_fails_the_call(fake, no_openai_key):
+    fake.control(content_filter_share=1.0)
+    error = failure(fake)
+    assert (error.kind, error.scope) == ("content_policy", provider.CALL)
+
+
+def test_a_context_window_400_from_the_fake_fails_the_call(fake, no_openai_key):
+    fake.control(max_context_tokens=5)
+    error = failure(fake)
+    assert (error.kind, error.scope) == ("context_window", provider.CALL)
 
 
 # -- keys --------------------------------------------------------------------------------------

@@ -24,6 +24,15 @@ from tools.fakellm.verdicts import count_tokens, messages_text, verdict
 
 DEFAULT_REQUEST_LOG_SIZE = 10_000
 MALFORMED_CONTENT = "I think the answer is good."
+HUGE_INT_DIGITS = 5000
+# What OpenAI sends (code content_policy_violation / context_length_exceeded), which litellm
+# maps to its ContentPolicyViolationError and ContextWindowExceededError.
+CONTENT_FILTER_MESSAGE = (
+    "Your request was rejected as a result of our safety system. Your prompt may contain text "
+    "that is not allowed by our safety system. (fakellm content filter)")
+CONTEXT_WINDOW_MESSAGE = (
+    "This model's maximum context length is {limit} tokens. However, your messages resulted "
+    "in {tokens} tokens. Please reduce the length of the messages.")
 
 
 class FakeState:
@@ -135,6 +144,14 @@ def render_content(answer: dict[str, Any], fault: str | None) -> str:
         )
     if fault == "trailing_comma":
         return json.dumps(answer)[:-1] + ",}"
+    if fault == "nul_escaped":  # JSON text with the escape: the parsed rationale holds a NUL
+        return json.dumps({**answer, "rationale": "contains a \x00 NUL"})
+    if fault == "nul_raw":  # the NUL character itself inside the JSON string
+        return json.dumps({**answer, "rationale": "raw NUL"}).replace("raw NUL", "raw \x00 NUL")
+    if fault == "huge_int":
+        return '{"value": ' + "9" * HUGE_INT_DIGITS + ', "rationale": "a very large number"}'
+    if fault == "array":
+        return json.dumps([answer])
     return json.dumps(answer)
 
 
@@ -247,6 +264,19 @@ async def _complete(
             headers={"Retry-After": retry,
                      "retry-after-ms": str(int(settings.retry_after_s * 1000))},
         )
+
+    # Refusals that belong to the prompt: the same prompt is refused on every request.
+    prompt_text = messages_text(body["messages"])
+    limit = settings.max_context_tokens
+    if limit is not None and count_tokens(prompt_text) > limit:
+        state.faults["context_window"] += 1
+        return respond(400, error_body(
+            CONTEXT_WINDOW_MESSAGE.format(limit=limit, tokens=count_tokens(prompt_text)),
+            "invalid_request_error", "context_length_exceeded", "messages"))
+    if settings.refuses_prompt(prompt_text):
+        state.faults["content_filter"] += 1
+        return respond(400, error_body(CONTENT_FILTER_MESSAGE, "invalid_request_error",
+                                       "content_policy_violation", "prompt"))
 
     # fail_first_n is per distinct body and wins over the random faults, so a test can count on
     # exactly N failures before success.

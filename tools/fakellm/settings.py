@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,12 @@ FAULT_KINDS: tuple[str, ...] = (
     "malformed",
     "fenced",
     "trailing_comma",
+    # Poison answers (issue 11): a rationale holding an escaped (\u0000) or a raw NUL, a
+    # value that is an integer of 5,000 digits, the verdict object wrapped in an array.
+    "nul_escaped",
+    "nul_raw",
+    "huge_int",
+    "array",
 )
 
 
@@ -33,6 +40,15 @@ class Settings:
     rate_malformed: float = 0.0
     rate_fenced: float = 0.0
     rate_trailing_comma: float = 0.0
+    rate_nul_escaped: float = 0.0
+    rate_nul_raw: float = 0.0
+    rate_huge_int: float = 0.0
+    rate_array: float = 0.0
+    # Per-prompt refusals: the same prompt is always refused (a provider's content filter is a
+    # property of the prompt, not of the draw), chosen by a hash of the seed and the prompt.
+    content_filter_share: float = 0.0
+    # Prompts over this many tokens (count_tokens) get the context-window 400; None: no limit.
+    max_context_tokens: int | None = None
     retry_after_s: float = 1.0  # value of the Retry-After header on 429s
     hang_s: float = 3600.0  # how long a hung request sleeps before answering (late) anyway
     seed: int | None = None  # set => fault/jitter draws are reproducible in arrival order
@@ -66,6 +82,14 @@ class Settings:
             shares[0] = ("429", 0.0)
         return shares
 
+    def refuses_prompt(self, text: str) -> bool:
+        """Whether the content filter refuses this prompt: the same answer for the same prompt
+        and seed on every request (a resume meets the same refusals)."""
+        if self.content_filter_share <= 0:
+            return False
+        digest = hashlib.sha256(f"{self.seed or 0}:{text}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64 < self.content_filter_share
+
     def pick_fault(self, draw: float, storm_active: bool) -> str | None:
         """Map one uniform draw in [0, 1) to a fault kind (or None = answer normally)."""
         edge = 0.0
@@ -77,7 +101,7 @@ class Settings:
 
 
 _FLOATS = {"latency_ms", "jitter_ms", "retry_after_s", "hang_s"}
-_RATES = {"rate_" + kind for kind in FAULT_KINDS}
+_RATES = {"rate_" + kind for kind in FAULT_KINDS} | {"content_filter_share"}
 _LISTS = {"unknown_models", "models"}
 
 
@@ -89,6 +113,18 @@ def _coerce(name: str, value: Any) -> Any:
             raise ValueError(f"{name} must be >= 0")
         if name in _RATES and number > 1:
             raise ValueError(f"{name} is a share and must be in [0, 1]")
+        return number
+    if name == "max_context_tokens":
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValueError("max_context_tokens must be an integer or null")
+        try:
+            number = int(value)
+        except ValueError as exc:
+            raise ValueError("max_context_tokens must be an integer or null") from exc
+        if number < 1:
+            raise ValueError("max_context_tokens must be >= 1")
         return number
     if name == "storm_s":
         return None if value is None else _coerce("latency_ms", value)

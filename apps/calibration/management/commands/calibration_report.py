@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from apps.calibration.report import PARTS, calibration_report
 from apps.calibration.selectors import NotFound, resolve_judge, resolve_version
 from apps.datasets.cli import dataset_or_error
-from apps.judging.models import JudgeRun
+from apps.judging.models import FINISHED_STATUSES, JudgeRun
 from apps.projects.cli import RubricVersionFlag, project_or_error
 from apps.rubrics.cli import rubric_or_error
 
@@ -58,7 +58,7 @@ class Command(RubricVersionFlag, BaseCommand):
         """Without --judge: the one finished run, named on stderr; several is an error that
         lists them, so a script never reports on a judge it did not mean."""
         runs = list(JudgeRun.objects.filter(rubric_version=version, dataset=dataset,
-                                            status="completed").order_by("-created_at")[:21])
+                                            status__in=FINISHED_STATUSES).order_by("-created_at")[:21])
         where = f"{version.rubric.slug} v{version.number} on '{dataset.name}'"
         if not runs:
             raise NotFound(f"no finished judge run of {where}")

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from apps.exports.bundle import reward_name
 from apps.exports.models import ExportFormat
 from apps.exports.services import GateRefused, judge_export, refusal_line, unpack
-from apps.judging.models import JudgeRun
+from apps.judging.models import FINISHED_STATUSES, JudgeRun
 from apps.projects.cli import RubricVersionFlag, project_or_error
 from apps.rubrics.cli import rubric_or_error
 
@@ -41,7 +41,7 @@ class Command(RubricVersionFlag, BaseCommand):
                                f"{', '.join(ExportFormat.values)}")
         project = project_or_error(opts["project"])
         rubric = rubric_or_error(project, opts["rubric"])
-        runs = JudgeRun.objects.filter(rubric_version__rubric=rubric, status="completed")
+        runs = JudgeRun.objects.filter(rubric_version__rubric=rubric, status__in=FINISHED_STATUSES)
         if opts["number"] is not None:
             runs = runs.filter(rubric_version__number=opts["number"])
         judge = opts["judge"].strip().lstrip("#")

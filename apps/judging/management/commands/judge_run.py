@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from apps.datasets.cli import dataset_or_error
 from apps.judging.models import RunStatus
 from apps.judging.planning import RunSettings, Subset, judge_run_start
-from apps.judging.progress import run_summary
+from apps.judging.progress import batches_at_work, run_summary
 from apps.projects.cli import RubricVersionFlag, project_or_error
 from apps.rubrics.cli import rubric_or_error, version_or_error
 
@@ -35,7 +35,10 @@ class Command(RubricVersionFlag, BaseCommand):
         parser.add_argument("--no-cache", action="store_true", help="do not use the call cache")
         parser.add_argument("--subset", default="all",
                             help="all | labelled | sample:N[:SEED]")
-        parser.add_argument("--wait", action="store_true", help="block until the run finishes")
+        parser.add_argument("--wait", action="store_true",
+                            help="block until the run ends; exit 1 unless it completed")
+        parser.add_argument("--accept-failures", action="store_true",
+                            help="with --wait, also exit 0 when the run completed with failures")
         parser.add_argument("--poll", type=float, default=0.5, help="seconds between checks")
 
     def handle(self, *args, **opts):
@@ -68,11 +71,18 @@ class Command(RubricVersionFlag, BaseCommand):
                 if not run.is_active:
                     break
                 time.sleep(opts["poll"])
+            # A run that failed or was cancelled may still have answers in flight on other
+            # batches: the summary counts them once they are written.
+            while batches_at_work(run):
+                time.sleep(opts["poll"])
         except KeyboardInterrupt:
             raise CommandError(f"stopped waiting; run {run.pk} goes on in the background") from None
         run.refresh_from_db()
         self.stdout.write(json.dumps(run_summary(run)))
-        if run.status != RunStatus.COMPLETED:
+        accepted = {RunStatus.COMPLETED}
+        if opts["accept_failures"]:
+            accepted.add(RunStatus.COMPLETED_WITH_FAILURES)
+        if run.status not in accepted:
             raise CommandError(_one_line(f"run {run.pk} ended {run.status}"
                                          + (f": {run.error_message}" if run.error_message
                                             else "")))

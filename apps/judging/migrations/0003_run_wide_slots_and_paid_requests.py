@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('judging', '0001_initial'),
+        ('judging', '0002_run_outcomes_and_delivery_budget'),
     ]
 
     operations = [
