@@ -131,16 +131,27 @@ def _write(results: list[Result]) -> None:
 
 def write_counters(sent: dict[int, int], paid: dict[int, float]) -> None:
     """Add requests sent and what answers cost to their rows, whatever the rows' status: a
-    request is paid even when its answer is a duplicate or comes after a cancel."""
+    request is paid even when its answer is a duplicate or comes after a cancel. One statement
+    per flush on PostgreSQL (a VALUES list), row by row elsewhere."""
     table = connection.ops.quote_name(Judgment._meta.db_table)
+    rows = [(jid, n, paid.get(jid)) for jid, n in sent.items()]
+    rows += [(jid, 0, cost) for jid, cost in paid.items() if jid not in sent]
+    if not rows:
+        return
     with connection.cursor() as cursor:
-        if sent:
-            cursor.executemany(f"UPDATE {table} SET requests = requests + %s WHERE id = %s",
-                               [(n, jid) for jid, n in sent.items()])
-        if paid:
-            cursor.executemany(
-                f"UPDATE {table} SET paid_cost_usd = COALESCE(paid_cost_usd, 0) + %s "
-                "WHERE id = %s", [(cost, jid) for jid, cost in paid.items()])
+        if connection.vendor == "postgresql":
+            values = ", ".join(["(%s::bigint, %s::integer, %s::double precision)"] * len(rows))
+            cursor.execute(
+                f"UPDATE {table} AS j SET requests = j.requests + v.n, paid_cost_usd = CASE "
+                "WHEN v.cost IS NULL THEN j.paid_cost_usd "
+                "ELSE COALESCE(j.paid_cost_usd, 0) + v.cost END "
+                f"FROM (VALUES {values}) AS v(id, n, cost) WHERE j.id = v.id",
+                [x for row in rows for x in row])
+            return
+        cursor.executemany(
+            f"UPDATE {table} SET requests = requests + %s, paid_cost_usd = CASE WHEN %s IS NULL "
+            "THEN paid_cost_usd ELSE COALESCE(paid_cost_usd, 0) + %s END WHERE id = %s",
+            [(n, cost, cost, jid) for jid, n, cost in rows])
 
 
 def write_session(results: list[Result], sent: dict[int, int], paid: dict[int, float]) -> None:
