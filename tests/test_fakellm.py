@@ -510,3 +510,15 @@ def test_100_concurrent_slow_requests(fake: FakeLLM, run: Run) -> None:
     assert elapsed < 10.0, elapsed
     assert all(json.loads(content_of(r))["value"] in (1, 2, 3) for r in responses)
     assert fake.stats()["by_status"] == {"200": 100}
+
+
+@pytest.mark.parametrize("changes", [
+    {"content_filter_share": 1.5}, {"content_filter_share": -0.1}, {"content_filter_share": "x"},
+    {"max_context_tokens": 0}, {"max_context_tokens": "many"}, {"max_context_tokens": True},
+    {"rate_nul_raw": 2}, {"rate_array": float("nan")},
+])
+def test_the_new_fault_settings_refuse_bad_values(changes: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        Settings().updated(changes)
+    assert Settings().updated({"max_context_tokens": "120"}).max_context_tokens == 120
+    assert Settings().updated({"max_context_tokens": None}).max_context_tokens is None

@@ -9,7 +9,7 @@ from ninja import Router, Schema, Status
 
 from apps.api.auth import project_access
 from apps.projects import services
-from apps.projects.access import Need
+from apps.projects.access import CANNOT_CREATE, Need, can_create_projects
 from apps.projects.models import Membership, Role
 
 router = Router()
@@ -99,6 +99,8 @@ def create_project(request, payload: ProjectIn):
     if token is not None and not Membership.objects.filter(
             project=token.project, user=request.user, role=Role.OWNER).exists():
         raise PermissionDenied("Only an owner's token may create projects.")
+    if not can_create_projects(request.user):
+        raise PermissionDenied(CANNOT_CREATE)
     try:
         project = services.project_create(user=request.user, name=payload.name,
                                           slug=payload.slug, description=payload.description)

@@ -1,9 +1,10 @@
 """The run coordinator, on Celery beat: the database is the truth, the broker only a messenger.
 
 Every few seconds (and once when a worker starts, so recovery does not wait for beat alone),
-for each active run: re-send batches whose worker stopped beating (killed,
-lost its message, hit its time limit), top up the dispatch window, and mark runs whose planned
-work is all final as completed. No chords: nothing here depends on a message arriving.
+for each active run: re-send batches whose worker stopped beating (killed, lost its message, hit
+its time limit) within their delivery budget (delivery.py), top up the dispatch window, and
+name the final state of runs whose planned work is all final (outcome.py: completed, completed
+with failures, or failed). No chords: nothing here depends on a message arriving.
 """
 
 from __future__ import annotations

@@ -59,22 +59,24 @@ def redeliveries(run: JudgeRun, numbers: list[int]) -> tuple[list[int], dict[int
     pending = pending_by_batch(run, numbers)
     budget = settings.JUDGE_BATCH_MAX_DELIVERIES
     keep: list[int] = []
+    requeued = 0
     with transaction.atomic():
         for batch in JudgeBatch.objects.select_for_update().filter(run=run, number__in=numbers):
             left = pending.get(batch.number, 0)
             if left == 0:  # nothing to ask again: the delivery only builds verdicts
                 keep.append(batch.number)
                 continue
+            # Not sent since the run started or was resumed (the cap counted it then).
+            sent_before = batch.pending_at_dispatch is not None
             stalled = (batch.stalled_deliveries + 1
-                       if batch.pending_at_dispatch is not None
-                       and left >= batch.pending_at_dispatch else 0)
+                       if sent_before and left >= batch.pending_at_dispatch else 0)
             if stalled >= budget:
                 _close(run, batch, left, stalled)
                 continue
             JudgeBatch.objects.filter(pk=batch.pk).update(stalled_deliveries=stalled,
                                                           pending_at_dispatch=left)
             keep.append(batch.number)
-        requeued = sum(pending.get(n, 0) for n in keep)
+            requeued += left if sent_before else 0
         if requeued and not _requeue_fits(run, requeued):
             return [], pending
     return keep, pending

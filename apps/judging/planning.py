@@ -286,13 +286,18 @@ def dispatch_window(run: JudgeRun, *, resend: list[int] | None = None) -> list[i
     ).exclude(number__in=numbers).count()
     room = settings.JUDGE_DISPATCH_WINDOW - in_flight - len(numbers)
     if room > 0 and JudgeRun.objects.filter(pk=run.pk, status__in=ACTIVE_STATUSES).exists():
-        fresh = list(
+        waiting = list(
             JudgeBatch.objects.filter(run=run, status=BatchStatus.PENDING)
             .exclude(number__in=numbers).order_by("number")
-            .values_list("number", flat=True)[:room]
+            .values_list("number", "pending_at_dispatch")[:room]
         )
-        delivery.record_dispatch(run, fresh, delivery.pending_by_batch(run, fresh))
-        numbers += fresh
+        # A pending batch that was sent before (it stopped with calls left: a time limit) is
+        # a re-delivery too, with its budget; the others go out for the first time.
+        first = [number for number, sent in waiting if sent is None]
+        again, _ = delivery.redeliveries(run, [number for number, sent in waiting
+                                               if sent is not None])
+        delivery.record_dispatch(run, first, delivery.pending_by_batch(run, first))
+        numbers += first + again
     if not numbers:
         return []
     JudgeBatch.objects.filter(run=run, number__in=numbers).update(

@@ -351,6 +351,10 @@ def session_create(*, project: Project, version: RubricVersion, dataset: Dataset
     elif dataset.kind != version.rubric.mode:
         errors["dataset"] = (f"The dataset is {dataset.kind}; the rubric is "
                              f"{version.rubric.mode}. Choose a {version.rubric.mode} dataset.")
+    elif not dataset.texts_available:
+        errors["dataset"] = (f"The texts of {dataset.name} are not distributed with it (ratings "
+                             "only): there is nothing to show a labeller. Choose a dataset with "
+                             "prompts and responses.")
     member_ids = set(Membership.objects.filter(project=project).values_list("user_id",
                                                                            flat=True))
     users = [u for u in assignees if u.pk in member_ids]

@@ -53,6 +53,26 @@ class ProjectAccess:
         return self.allows(Need.OWN)
 
 
+def can_create_projects(user, *, memberships=None) -> bool:
+    """PROJECT_CREATORS decides: a new project is a new budget on the server's provider keys.
+    `memberships`, when the caller already holds the user's, saves the query."""
+    from django.conf import settings
+
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    if user.is_staff or user.is_superuser or settings.PROJECT_CREATORS == "anyone":
+        return True
+    if settings.PROJECT_CREATORS == "staff":
+        return False
+    if memberships is not None:
+        return any(m.role == Role.OWNER for m in memberships)
+    return Membership.objects.filter(user=user, role=Role.OWNER).exists()
+
+
+CANNOT_CREATE = ("Creating projects is reserved on this server (PROJECT_CREATORS); ask an "
+                 "administrator or the owner of a project to invite you.")
+
+
 def get_project_for_user(user, slug: str, *, need: Need = Need.READ) -> ProjectAccess:
     if user is None or not user.is_authenticated or "\x00" in slug:
         # A NUL cannot be in a slug, and PostgreSQL refuses it in a query (a 500, not a 404).

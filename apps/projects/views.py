@@ -7,7 +7,7 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
 from apps.projects import services
-from apps.projects.access import Need, get_project_for_user
+from apps.projects.access import CANNOT_CREATE, Need, can_create_projects, get_project_for_user
 from apps.projects.forms import (
     AcceptInvitationForm,
     InviteForm,
@@ -84,13 +84,17 @@ def project_list(request: HttpRequest) -> HttpResponse:
 
     work = sessions_progress(open_sessions_of(request.user), only_user=request.user)
     only_labels = bool(memberships) and all(m.role == Role.LABELLER for m in memberships)
+    can_create = can_create_projects(request.user, memberships=memberships)
     return render(request, "projects/project_list.html",
-                  {"memberships": memberships, "work": work, "only_labels": only_labels})
+                  {"memberships": memberships, "work": work, "only_labels": only_labels,
+                   "can_create": can_create})
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def project_create(request: HttpRequest) -> HttpResponse:
+    if not can_create_projects(request.user):
+        raise PermissionDenied(CANNOT_CREATE)
     form = ProjectForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:

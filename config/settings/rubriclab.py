@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_float, env_int, env_list, env_optional_float
+from config.env import env_bool, env_float, env_int, env_list, env_optional_float, env_str
 
 # Export gate defaults (DESIGN.md "Statistics"); each project can set its own, within [0, 1].
 GATE_MIN_N = env_int("GATE_MIN_N", 50, minimum=1)
@@ -53,6 +53,13 @@ IMPORT_MAX_ERRORS = env_int("IMPORT_MAX_ERRORS", 50, minimum=1)
 # Closed by default: owners invite people (apps/projects/invitations.py).
 ALLOW_SIGNUP = env_bool("ALLOW_SIGNUP", False)
 INVITATION_TTL_DAYS = env_int("INVITATION_TTL_DAYS", 7, minimum=1)
+# Who may create projects (each project can spend the server's provider keys up to its caps):
+# "owners" (staff, and people who already own a project: an invited labeller or editor cannot
+# open a budget of their own), "staff" (staff users only) or "anyone" signed in.
+PROJECT_CREATORS = env_str("PROJECT_CREATORS", "owners").strip().lower()
+if PROJECT_CREATORS not in ("owners", "staff", "anyone"):
+    raise ImproperlyConfigured(
+        f"PROJECT_CREATORS={PROJECT_CREATORS!r} is not one of owners, staff, anyone")
 
 # Uploads (config/uploads.py). A dataset file may be DATASET_MAX_UPLOAD_MB (base.py); any other
 # request body REQUEST_MAX_BODY_MB. One line of a dataset file may be IMPORT_MAX_LINE_MB; a file

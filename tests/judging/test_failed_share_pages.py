@@ -70,3 +70,14 @@ def test_a_failed_run_is_neither_offered_nor_exported(personas):
     report = calibration_report(version=run.rubric_version, dataset=run.dataset, run=run,
                                 with_bias=False)
     assert f"run #{run.pk} failed: its verdicts are not evidence" in report["gate"]["reasons"]
+
+
+def test_the_run_page_says_completed_with_failures_with_the_count_and_kinds(personas):
+    run = live_run(personas.project, status=RunStatus.COMPLETED_WITH_FAILURES, failed=2)
+    html = personas.client("editor").get(
+        reverse("run_detail", args=["acme", run.pk])).content.decode()
+    assert 'class="status status-completed_with_failures">Completed with failures<' in html
+    assert "2 of 20 calls failed or gave invalid answers (10.0%)" in html
+    assert "<code>content_policy</code>" in html
+    listing = personas.client("editor").get(reverse("run_list", args=["acme"])).content.decode()
+    assert "status-completed_with_failures" in listing

@@ -213,3 +213,17 @@ def test_resent_calls_within_the_cap_are_counted_and_a_resume_starts_afresh(
     assert run.requeued_calls == 0
     assert set(JudgeBatch.objects.filter(run=run).values_list("stalled_deliveries",
                                                                 flat=True)) == {0}
+
+
+@override_settings(**SMALL_BATCHES)
+def test_a_batch_back_to_pending_with_calls_left_spends_the_same_budget(
+        run, django_capture_on_commit_callbacks):
+    # Twice already it came back (its task hit the time limit) without writing anything.
+    JudgeBatch.objects.filter(run=run, number=0).update(status=BatchStatus.PENDING,
+                                                        stalled_deliveries=2)
+    with django_capture_on_commit_callbacks():
+        coordinate()
+    batch = JudgeBatch.objects.get(run=run, number=0)
+    assert batch.status == BatchStatus.DONE and batch.stalled_deliveries == 3
+    assert set(Judgment.objects.filter(run=run, batch=0).values_list("error_kind", flat=True)) \
+        == {"delivery_budget"}

@@ -5,6 +5,7 @@ asked twice), no duplicate judgment, and nothing left pending."""
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 
@@ -106,3 +107,34 @@ def test_a_closed_port_fails_the_run_within_seconds_naming_the_url(personas, fak
     # Nothing was asked of anyone, nothing was marked done or failed: it waits for a resume.
     assert counts(run) == {JudgmentStatus.PENDING: run.planned_calls}
     assert fake.stats()["requests"] == 0
+
+
+def test_judge_run_wait_exits_1_on_failures_unless_accepted_and_names_a_closed_port(
+        personas, fake, worker):
+    from tests.judging.test_command import base_args, run_command
+
+    make_pointwise(personas.project, items=10)
+    Item.objects.filter(external_id="i2").update(response="word " * 3000)
+    fake.control(max_context_tokens=2000)
+    done = run_command(*base_args(**{"--api-base": fake.url}), "--wait", "--poll", "0.2",
+                       "--no-cache", worker=worker)
+    assert done.returncode == 1
+    summary = json.loads(done.stdout.strip())
+    assert (summary["status"], summary["done"], summary["failed"], summary["pending"],
+            summary["failures"]) == ("completed_with_failures", 18, 2, 0, {"context_window": 2})
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"CommandError: run {summary['run']} ended completed_with_failures")
+    done = run_command(*base_args(**{"--api-base": fake.url}), "--wait", "--poll", "0.2",
+                       "--no-cache", "--accept-failures", worker=worker)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    began = time.monotonic()
+    done = run_command(*base_args(**{"--api-base": url}), "--wait", "--poll", "0.2",
+                       worker=worker)
+    assert done.returncode == 1 and time.monotonic() - began < 30
+    reason = done.stderr.strip().splitlines()[-1]
+    assert reason.startswith(f"CommandError: run {json.loads(done.stdout)['run']} "
+                             f"ended failed: unreachable: {url}: connection refused")

@@ -141,6 +141,31 @@ def test_session_create_shows_its_errors_with_422(personas, session):
     assert "3 distinct annotators" in body or "only 1" in body
 
 
+def test_a_session_over_a_ratings_only_dataset_is_refused_and_nothing_is_made(personas,
+                                                                               session):
+    dataset = session.dataset
+    dataset.texts_available = False
+    dataset.save(update_fields=["texts_available"])
+    before = LabelingSession.objects.count()
+    data = _create_data(session.rubric_version, dataset, [personas.labeller])
+    response = personas.client("owner").post(url("session_create"), data)
+    assert response.status_code == 422
+    assert "not distributed" in response.content.decode()
+    assert LabelingSession.objects.count() == before
+
+
+def test_pages_of_an_older_session_over_a_ratings_only_dataset_say_so(personas, session):
+    dataset = session.dataset
+    dataset.texts_available = False
+    dataset.save(update_fields=["texts_available"])
+    owner = personas.client("owner")
+    for name in ("session_detail", "adjudicate"):
+        body = owner.get(url(name, session)).content.decode()
+        assert "are not distributed with it" in body, name
+    screen = personas.client("labeller").get(url("label_screen", session)).content.decode()
+    assert "are not distributed with it" in screen
+
+
 def test_a_labeller_cannot_create_sessions(personas, session):
     client = personas.client("labeller")
     assert client.get(url("session_create")).status_code == 403

@@ -30,6 +30,9 @@ _HELP = {
     "unknown_models": "comma separated models answered with 404 (default does-not-exist)",
     "models": "comma separated models listed by /v1/models (default fake-judge)",
     "script": "scripted model: 'length' applies word thresholds stated in the anchors",
+    "content_filter_share": "share of prompts refused with a content-filter 400 (the same "
+                            "prompts every time, chosen by the seed)",
+    "max_context_tokens": "prompts over this many tokens get a context-window 400",
 }
 
 
