@@ -65,8 +65,13 @@ def signup(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         user = form.save()
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        messages.success(request, f"Welcome, {user.username}. Create your first project.")
-        return redirect("project_create")
+        if can_create_projects(user):
+            messages.success(request, f"Welcome, {user.username}. Create your first project.")
+            return redirect("project_create")
+        messages.success(request, f"Welcome, {user.username}. A project's owner invites you "
+                                  "to their project; projects are not created by new accounts "
+                                  "on this server.")
+        return redirect("project_list")
     status = 422 if request.method == "POST" else 200
     return render(request, "registration/signup.html", {"form": form}, status=status)
 

@@ -81,6 +81,7 @@ def _add_criterion(watched, key: str, name: str) -> None:
 def test_from_nothing_to_an_exported_calibrated_judge(watched, fake, start_worker, tmp_path,
                                                       settings):
     settings.ALLOW_SIGNUP = True  # an operator who opened sign-up (closed by default)
+    settings.PROJECT_CREATORS = "anyone"  # and project creation (owners only by default)
     page = watched.page
     worker = start_worker()
 

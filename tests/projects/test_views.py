@@ -24,6 +24,7 @@ def _membership(personas, who: str) -> Membership:
 @pytest.mark.django_db
 def test_sign_up_signs_in_and_leads_to_project_creation(client, settings):
     settings.ALLOW_SIGNUP = True
+    settings.PROJECT_CREATORS = "anyone"
     assert client.get(reverse("signup")).status_code == 200
     response = client.post(reverse("signup"), {
         "username": "ada", "email": "ada@example.org",
@@ -33,6 +34,18 @@ def test_sign_up_signs_in_and_leads_to_project_creation(client, settings):
     assert response["Location"] == reverse("project_create")
     assert get_user_model().objects.filter(username="ada", email="ada@example.org").exists()
     assert client.get(reverse("project_list")).status_code == 200  # signed in
+
+
+@pytest.mark.django_db
+def test_sign_up_where_only_owners_create_projects_leads_to_the_project_list(client, settings):
+    settings.ALLOW_SIGNUP = True  # PROJECT_CREATORS stays "owners": a new account owns nothing
+    response = client.post(reverse("signup"), {
+        "username": "bob", "email": "bob@example.org",
+        "password1": STRONG, "password2": STRONG,
+    }, follow=True)
+    assert response.redirect_chain[-1][0] == reverse("project_list")
+    assert "invites you" in response.content.decode()
+    assert client.get(reverse("project_create")).status_code == 403
 
 
 @pytest.mark.django_db
