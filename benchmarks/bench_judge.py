@@ -135,7 +135,7 @@ def build_world(n_items: int, criteria: tuple[str, ...] = ("correct", "clear")):
 
 
 def timed_run(project, version, dataset, fake, *, concurrency: int, use_cache: bool,
-              timeout: float = 1200):
+              timeout: float = 1200, samples: list | None = None):
     from apps.judging.models import JudgeRun, RunStatus
     from apps.judging.planning import RunSettings, judge_run_start
 
@@ -150,6 +150,9 @@ def timed_run(project, version, dataset, fake, *, concurrency: int, use_cache: b
             break
         if time.perf_counter() - started > timeout:
             raise RuntimeError(f"run {run.pk} did not finish in {timeout}s")
+        if samples is not None:  # requests in flight at the fake, for the printout
+            samples.append((round(time.perf_counter() - started, 1), fake.stats()["in_flight"]))
+            time.sleep(0.1)
         time.sleep(0.02)
     elapsed = time.perf_counter() - started
     run.refresh_from_db()
@@ -214,8 +217,10 @@ def workers_phase(env: dict[str, str], fake) -> None:
             timed_run(project, version, warm, fake, concurrency=100, use_cache=False)
             fake.reset()
             fake.control(latency_ms=LATENCY_MS, jitter_ms=50)
+            samples: list = []
             figures[count], run = timed_run(project, version, dataset, fake, concurrency=100,
-                                            use_cache=False)
+                                            use_cache=False, samples=samples)
+            print("  in flight over time:", " ".join(f"{t}:{n}" for t, n in samples[::4]))
             stats = fake.stats()
             print(f"{count} worker(s): {figures[count]:.2f} s for {run.planned_calls} calls, "
                   f"{stats['requests']} requests, at most {stats['max_in_flight']} in flight",
