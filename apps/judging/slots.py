@@ -6,7 +6,8 @@ Each worker's session on the run holds a share of it, recorded as a JudgeSession
 1. A session asks for slots with what it has in flight and what it could start (`demand`).
    The run's row is locked, so two sessions take turns.
 2. It may hold what the other live sessions leave free; while another session wants more than
-   it holds, no session is granted more than a fair share (cap / live sessions).
+   it holds, no session is granted more than a fair share (cap / live sessions). A new session
+   starts with at most half the cap, so that a second one arriving at once finds room.
 3. A session that is granted less than it has in flight starts nothing until its calls drain:
    its row keeps counting the calls still in flight (`held`), so the sum of `held` over live
    sessions never exceeds the cap.
@@ -47,6 +48,11 @@ def slots_claim(*, run_id: int, lease: str, in_flight: int, demand: int,
         grant = min(max(0, demand), free)
         if any(want > held for held, want in others):
             grant = min(grant, math.ceil(cap / (len(others) + 1)))
+        if not JudgeSession.objects.filter(run_id=run_id, lease=lease).exists():
+            # A new session starts with at most half the cap (and the whole a tick later when
+            # it is alone): a second worker arriving at the same moment need not wait for a
+            # whole wave of the first one's calls to drain.
+            grant = min(grant, math.ceil(cap / 2))
         held = max(grant, in_flight)
         JudgeSession.objects.update_or_create(
             run_id=run_id, lease=lease,

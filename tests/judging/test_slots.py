@@ -26,13 +26,21 @@ def held(run) -> int:
     return sum(JudgeSession.objects.filter(run=run).values_list("held", flat=True))
 
 
-def test_one_session_gets_the_whole_cap_and_no_more(run):
-    assert slots_claim(run_id=run.pk, lease="a", in_flight=0, demand=100) == 100
+def test_one_session_gets_half_the_cap_then_the_whole_and_no_more(run):
+    assert slots_claim(run_id=run.pk, lease="a", in_flight=0, demand=100) == 50
+    assert slots_claim(run_id=run.pk, lease="a", in_flight=50, demand=500) == 100
     assert slots_claim(run_id=run.pk, lease="a", in_flight=100, demand=500) == 100
 
 
+def test_two_sessions_arriving_at_once_share_from_the_start(run):
+    assert slots_claim(run_id=run.pk, lease="a", in_flight=0, demand=100) == 50
+    assert slots_claim(run_id=run.pk, lease="b", in_flight=0, demand=100) == 50
+    assert slots_claim(run_id=run.pk, lease="a", in_flight=50, demand=100) == 50
+
+
 def test_a_second_session_waits_for_slots_to_drain_then_both_hold_half(run):
-    assert slots_claim(run_id=run.pk, lease="a", in_flight=0, demand=100) == 100
+    assert slots_claim(run_id=run.pk, lease="a", in_flight=0, demand=100) == 50
+    assert slots_claim(run_id=run.pk, lease="a", in_flight=50, demand=100) == 100
     # B arrives while A has 100 in flight: nothing is free yet.
     assert slots_claim(run_id=run.pk, lease="b", in_flight=0, demand=100) == 0
     # A is held to its fair share, but keeps counting what it still has in flight.
@@ -50,14 +58,16 @@ def test_a_second_session_waits_for_slots_to_drain_then_both_hold_half(run):
 
 def test_a_session_that_wants_little_leaves_the_rest_to_the_other(run):
     assert slots_claim(run_id=run.pk, lease="a", in_flight=0, demand=10) == 10
-    assert slots_claim(run_id=run.pk, lease="b", in_flight=0, demand=100) == 90
+    assert slots_claim(run_id=run.pk, lease="b", in_flight=0, demand=100) == 50  # first claim
+    assert slots_claim(run_id=run.pk, lease="b", in_flight=50, demand=100) == 90
     slots_release(run_id=run.pk, lease="a")
     assert slots_claim(run_id=run.pk, lease="b", in_flight=90, demand=100) == 100
 
 
 @override_settings(JUDGE_SLOT_LEASE_S=5)
 def test_a_dead_sessions_slots_come_back_when_its_lease_expires(run):
-    assert slots_claim(run_id=run.pk, lease="dead", in_flight=0, demand=100) == 100
+    slots_claim(run_id=run.pk, lease="dead", in_flight=0, demand=100)
+    assert slots_claim(run_id=run.pk, lease="dead", in_flight=50, demand=100) == 100
     assert slots_claim(run_id=run.pk, lease="b", in_flight=0, demand=100) == 0
     JudgeSession.objects.filter(lease="dead").update(
         beat_at=timezone.now() - timezone.timedelta(seconds=6))
@@ -67,7 +77,7 @@ def test_a_dead_sessions_slots_come_back_when_its_lease_expires(run):
 
 def test_odd_claims_are_clamped(run):
     assert slots_claim(run_id=run.pk, lease="a", in_flight=0, demand=-5) == 0
-    assert slots_claim(run_id=run.pk, lease="a", in_flight=0, demand=10**9) == 100
+    assert slots_claim(run_id=run.pk, lease="a", in_flight=0, demand=10**9) == 100  # not new
     assert slots_claim(run_id=10**9, lease="a", in_flight=0, demand=10) == 0  # no such run
 
 
