@@ -304,3 +304,12 @@ def test_closing_the_client_leaves_no_litellm_task_pending_on_the_loop(fake, no_
     # Whether litellm leaves work behind depends on its timing (so not asserted); none may be
     # left once the client is closed.
     assert asyncio.run(litellm_tasks_left(close=True)) == []
+
+
+def test_a_wrong_api_base_path_stops_the_run_naming_the_url(fake, no_openai_key):
+    class WrongPath:
+        url = fake.base_url + "/not-the-api"
+
+    error = failure(WrongPath)
+    assert error.scope == provider.RUN, (error.kind, error.message)
+    assert error.message.startswith(WrongPath.url + ": ")
