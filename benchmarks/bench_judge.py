@@ -1,6 +1,6 @@
 """Judge-run throughput on real parts: a Celery worker process on Redis, PostgreSQL, litellm and
 the fake provider (500 ms latency). Not a test; run ``.venv/bin/python -m benchmarks.bench_judge``
-(optionally with phases: ``throughput``, ``cache``, ``rss``).
+(optionally with phases: ``workers``, ``throughput``, ``cache``, ``rss``).
 
 Figures (BENCH lines):
 - judge_2000_calls_s: 1,000 items x 2 criteria, concurrency 100, one worker process, from
@@ -8,6 +8,13 @@ Figures (BENCH lines):
 - judge_vs_bare_litellm: that time over the time of a bare asyncio loop over
   litellm.acompletion at the same concurrency on the same 2,000 prompts. Bound 1.0.
 - judge_2_workers_s: the same with two worker processes, concurrency 50 each. Bound 10 s.
+- judge_1000_one_worker_vs_bare: 1,000 items x 1 criterion, run-wide concurrency 100, one
+  worker process, over a bare single-process asyncio loop over litellm.acompletion at
+  concurrency 100 on the same 1,000 prompts, measured in the same run (the faster of two bare
+  runs, one before and one after). Bound 1.1.
+- judge_1000_two_workers_vs_bare: the same with two worker processes (two Celery workers of one
+  process each) sharing the run-wide concurrency of 100. Bound 1.0. The fake's most requests in
+  flight at once is printed beside it (never above 100).
 - judge_cache_2000_s: the identical run again, every answer from the cache, zero provider calls.
   Bound 3 s.
 - judge_worker_rss_mb: peak RSS of a worker pool process over a 100,000-call run at zero
@@ -99,7 +106,7 @@ class Worker:
         Path(self.log.name).unlink(missing_ok=True)
 
 
-def build_world(n_items: int):
+def build_world(n_items: int, criteria: tuple[str, ...] = ("correct", "clear")):
     from apps.datasets.models import Dataset, Item, Kind
     from apps.projects.models import Project
     from apps.rubrics import content as content_mod
@@ -113,7 +120,7 @@ def build_world(n_items: int):
         "criteria": [
             {"key": key, "weight": 1, "scale": {"type": "ordinal", "levels": [
                 {"value": i, "anchor": f"{key} level {i}"} for i in range(1, 6)]}}
-            for key in ("correct", "clear")
+            for key in criteria
         ],
     }
     _, version, _ = rubric_import(project=project, content=content_mod.validate(spec),
@@ -128,7 +135,7 @@ def build_world(n_items: int):
 
 
 def timed_run(project, version, dataset, fake, *, concurrency: int, use_cache: bool,
-              timeout: float = 1200):
+              timeout: float = 1200, samples: list | None = None):
     from apps.judging.models import JudgeRun, RunStatus
     from apps.judging.planning import RunSettings, judge_run_start
 
@@ -143,6 +150,9 @@ def timed_run(project, version, dataset, fake, *, concurrency: int, use_cache: b
             break
         if time.perf_counter() - started > timeout:
             raise RuntimeError(f"run {run.pk} did not finish in {timeout}s")
+        if samples is not None:  # requests in flight at the fake, for the printout
+            samples.append((round(time.perf_counter() - started, 1), fake.stats()["in_flight"]))
+            time.sleep(0.1)
         time.sleep(0.02)
     elapsed = time.perf_counter() - started
     run.refresh_from_db()
@@ -193,8 +203,52 @@ def bare_loop(version, dataset, fake, concurrency: int) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def workers_phase(env: dict[str, str], fake) -> None:
+    """One and two worker processes against the bare loop, 1,000 items x 1 criterion, C = 100."""
+    project, version, dataset = build_world(1000, criteria=("correct",))
+    _, _, warm = build_world_extra(project, version, 200)
+    bare_before = bare_loop(version, dataset, fake, 100)
+    print(f"bare litellm loop: {bare_before:.2f} s", flush=True)
+    figures = {}
+    for count in (1, 2):
+        workers = [Worker(env, processes=1) for _ in range(count)]
+        try:
+            # Warm workers, as a deployment's are: litellm's HTTP client and the first queries.
+            timed_run(project, version, warm, fake, concurrency=100, use_cache=False)
+            fake.reset()
+            fake.control(latency_ms=LATENCY_MS, jitter_ms=50)
+            samples: list = []
+            figures[count], run = timed_run(project, version, dataset, fake, concurrency=100,
+                                            use_cache=False, samples=samples)
+            print("  in flight over time:", " ".join(f"{t}:{n}" for t, n in samples[::4]))
+            stats = fake.stats()
+            print(f"{count} worker(s): {figures[count]:.2f} s for {run.planned_calls} calls, "
+                  f"{stats['requests']} requests, at most {stats['max_in_flight']} in flight",
+                  flush=True)
+        finally:
+            for worker in workers:
+                worker.stop()
+    bare_after = bare_loop(version, dataset, fake, 100)
+    print(f"bare litellm loop again: {bare_after:.2f} s", flush=True)
+    bare = min(bare_before, bare_after)
+    bench("judge_1000_one_worker_vs_bare", figures[1] / bare, "x", 1.1)
+    bench("judge_1000_two_workers_vs_bare", figures[2] / bare, "x", 1.0)
+
+
+def build_world_extra(project, version, n_items: int):
+    """A second, smaller dataset in the same project (the warm-up run)."""
+    from apps.datasets.models import Dataset, Item, Kind
+
+    dataset = Dataset.objects.create(project=project, name=f"warm-{n_items}",
+                                     kind=Kind.POINTWISE, item_count=n_items)
+    Item.objects.bulk_create(
+        Item(dataset=dataset, external_id=f"w{n}", position=n, prompt=f"Warm-up {n}?",
+             response=f"Warm answer {n}.") for n in range(n_items))
+    return project, version, dataset
+
+
 def main() -> int:
-    phases = set(sys.argv[1:]) or {"throughput", "cache", "rss"}
+    phases = set(sys.argv[1:]) or {"workers", "throughput", "cache", "rss"}
     env = setup_env()
     prepare_database(env)
     os.environ.update(env)
@@ -210,6 +264,8 @@ def main() -> int:
     _litellm()
 
     with running_fakellm(latency_ms=LATENCY_MS, jitter_ms=50) as fake:
+        if "workers" in phases:
+            workers_phase(env, fake)
         project, version, dataset = build_world(1000)
         CallCache.objects.filter(model="openai/fake-judge").delete()
         if phases & {"throughput", "cache"}:

@@ -28,6 +28,7 @@ WORKER_ENV = {
     "JUDGE_BACKOFF_BASE_S": "0.1",
     "JUDGE_BACKOFF_CAP_S": "2",
     "JUDGE_MAX_ATTEMPTS": "6",
+    "JUDGE_SLOT_LEASE_S": "3",
 }
 
 

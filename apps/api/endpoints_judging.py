@@ -50,9 +50,11 @@ class RunOut(Schema):
     failed: int  # failed or invalid calls; `failures` counts them by kind
     pending: int
     failures: dict[str, int]
-    calls: int
+    calls: int  # every request sent to the provider: first asks, retries, re-asks
+    asked: int  # calls asked at least once
+    retried: int  # requests beyond the first of each call
     cached: int
-    cost_usd: float | None
+    cost_usd: float | None  # what every answered request cost
     elapsed_s: float
     error: str | None
     planned_calls: int

@@ -1,16 +1,19 @@
-"""One batch of a judge run, inside a Celery task: calls run concurrently with asyncio and
-litellm, bounded by the run's concurrency; each result is written once (writer.py).
+"""Batches of a judge run, inside a Celery task: calls run concurrently with asyncio and
+litellm, within the worker's share of the run's concurrency (slots.py); each result is written
+once (writer.py).
 
 Life of a batch:
-1. Take the batch's lease (a second delivery of the same batch, while the lease is fresh, leaves
-   at once; a stale lease is taken over: its worker died).
+1. Take the batch's lease (a second delivery of the same batch, while the lease is fresh, takes
+   another free batch of the run instead, or leaves; a stale lease is taken over: its worker died).
 2. Render every pending call; answers already in the call cache are written straight away.
-3. Call the model for the rest, retrying transient errors with backoff. Whatever comes back is
+3. Call the model for the rest (session.py), retrying transient errors with backoff; while its
+   calls are in flight the session takes the run's next free batch, so the pipeline never
+   drains between batches and every listening worker shares the run. Whatever comes back is
    that call's outcome: an answer (a verdict, or invalid with the reason and the raw text made
    storable), a refusal of the prompt (content filter, context window: that call fails), or an
    error about the run (key, model, api_base, quota; an api_base that cannot be reached before
    anything answered): then no new call starts, and the run fails naming the URL and cause.
-4. Write the combined verdicts of the batch, release the lease, pull the next batch.
+4. Write the combined verdicts of each batch as it ends, release the lease, pull the next batch.
 """
 
 from __future__ import annotations
@@ -39,8 +42,9 @@ from apps.judging.models import (
     RunStatus,
 )
 from apps.judging.outcome import finalize_if_done
+from apps.judging.slots import slots_release
 from apps.judging.verdicts import ParseError, parse_verdict, storable
-from apps.judging.writer import DbThread, Result, write_results
+from apps.judging.writer import DbThread, Result, write_session
 from apps.rubrics import prompting
 from apps.rubrics.selectors import judge_spec
 
@@ -147,124 +151,11 @@ def _result_from_text(call: Call, text: str, **fields) -> Result:
                       raw_output=raw, error_kind="invalid_unreadable",
                       error_message=f"the answer could not be read ({type(exc).__name__})",
                       cache_key="", **fields)
+    # The cache keeps the whole answer or nothing: a cut answer no longer parses.
+    whole = text if len(text) <= settings.JUDGE_CACHE_MAX_CHARS else ""
     return Result(judgment_id=call.judgment_id, status=JudgmentStatus.DONE,
                   value=storable(str(value))[:64], rationale=rationale, raw_output=raw,
-                  cache_key=call.cache_key, **fields)
-
-
-class _Batch:
-    """The asyncio side: calls in flight, results queued for the database thread."""
-
-    def __init__(self, run: JudgeRun, number: int, lease: str, db: DbThread, *,
-                 answered_before: bool = False) -> None:
-        self.run = run
-        # Whether the provider has answered this run before: an api_base that cannot be
-        # reached then is a blip to retry; before any answer it is a wrong URL or a dead server.
-        self.answered = answered_before
-        self.refused = 0
-        self.number = number
-        self.lease = lease
-        self.db = db
-        self.results: list[Result] = []
-        self.stop = asyncio.Event()
-        self.stop_reason = ""
-        self.permanent_error: provider.ProviderError | None = None
-        self.call_settings = provider.CallSettings(
-            model=run.model, api_base=run.api_base, temperature=run.temperature,
-            max_tokens=run.max_tokens, timeout_s=run.timeout_s,
-        )
-        self.client = provider.ProviderClient()
-
-    async def _db(self, fn, *args):
-        return await asyncio.wrap_future(self.db.submit(fn, *args))
-
-    async def flush(self) -> None:
-        if self.results:
-            pending, self.results = self.results, []
-            await self._db(write_results, pending)
-
-    async def watch(self) -> None:
-        """Flush results, beat the lease's heart and look for a cancel, until told to stop."""
-        last_beat = 0.0
-        while True:
-            await asyncio.sleep(0.25)
-            await self.flush()
-            if time.monotonic() - last_beat >= min(settings.JUDGE_HEARTBEAT_S, 1.0):
-                last_beat = time.monotonic()
-                status = await self._db(_beat, self.run.pk, self.number, self.lease)
-                if status != RunStatus.RUNNING and not self.stop.is_set():
-                    self.stop_reason = status or "lease lost"
-                    self.stop.set()
-
-    async def call(self, item: Call, semaphore: asyncio.Semaphore) -> None:
-        schema = prompting.response_schema(item.criterion) if self.run.use_schema else None
-        async with semaphore:
-            attempt = 0
-            while not self.stop.is_set():
-                attempt += 1
-                try:
-                    completion = await self.client.complete(item.messages, self.call_settings,
-                                                            response_format=schema)
-                except provider.ProviderError as exc:
-                    if exc.kind == "unreachable" and not self.answered:
-                        exc = provider.ProviderError(exc.kind, exc.message, scope=provider.RUN)
-                    if exc.permanent:
-                        self._stop_run(exc)
-                        return
-                    if exc.call_only:
-                        self.results.append(Result(
-                            judgment_id=item.judgment_id, status=JudgmentStatus.FAILED,
-                            error_kind=exc.kind, error_message=exc.message, attempts=attempt,
-                        ))
-                        self.refused += 1
-                        if not self.answered and self.refused >= REFUSALS_BEFORE_STOP:
-                            self._stop_run(provider.ProviderError(
-                                exc.kind, f"the first {self.refused} calls were all refused, "
-                                f"none answered; the last: {exc.message}", scope=provider.RUN))
-                        return
-                    if attempt >= settings.JUDGE_MAX_ATTEMPTS:
-                        self.results.append(Result(
-                            judgment_id=item.judgment_id, status=JudgmentStatus.FAILED,
-                            error_kind=exc.kind, error_message=exc.message, attempts=attempt,
-                        ))
-                        return
-                    delay = provider.backoff_delay(attempt, exc.retry_after,
-                                                   base=settings.JUDGE_BACKOFF_BASE_S,
-                                                   cap=settings.JUDGE_BACKOFF_CAP_S)
-                    try:
-                        await asyncio.wait_for(self.stop.wait(), timeout=delay)
-                    except TimeoutError:
-                        pass
-                    continue
-                self.answered = True
-                self.results.append(_result_from_text(
-                    item, completion.content, attempts=attempt, cached=False,
-                    prompt_tokens=completion.prompt_tokens,
-                    completion_tokens=completion.completion_tokens, cost_usd=completion.cost_usd,
-                    latency_ms=completion.latency_ms, model=self.run.model,
-                ))
-                return
-
-    def _stop_run(self, error: provider.ProviderError) -> None:
-        if self.permanent_error is None:
-            self.permanent_error = error
-            self.stop_reason = "run-level error"
-            self.stop.set()
-
-    async def execute(self, calls: list[Call]) -> None:
-        semaphore = asyncio.Semaphore(max(1, self.run.concurrency))
-        watcher = asyncio.create_task(self.watch())
-        try:
-            await asyncio.gather(*(self.call(c, semaphore) for c in calls))
-        finally:
-            watcher.cancel()
-            try:
-                await watcher
-            except asyncio.CancelledError:
-                pass
-            await self.flush()
-            # No client.aclose() here: the loop lives on for the next batch, and with it
-            # litellm's background work (waiting for it cost over a second per batch).
+                  cache_key=call.cache_key, cache_content=whole, **fields)
 
 
 _LOOP: asyncio.AbstractEventLoop | None = None
@@ -316,11 +207,37 @@ def close_process_loop() -> None:
         _shut(loop)
 
 
-def _beat(run_id: int, number: int, lease: str) -> str:
-    JudgeBatch.objects.filter(run_id=run_id, number=number, lease=lease).update(
+def beat_batches(run_id: int, numbers: list[int], lease: str) -> tuple[str, bool]:
+    """Renew the held batches' leases: (the run's status, whether a lease was lost)."""
+    beaten = JudgeBatch.objects.filter(run_id=run_id, number__in=numbers, lease=lease).update(
         heartbeat_at=timezone.now()
     )
-    return JudgeRun.objects.filter(pk=run_id).values_list("status", flat=True).first() or ""
+    status = JudgeRun.objects.filter(pk=run_id).values_list("status", flat=True).first() or ""
+    return status, beaten < len(numbers)
+
+
+def _take_any(run: JudgeRun, lease: str) -> int | None:
+    """Take the run's first batch that nobody works on (work-stealing from the database)."""
+    if not JudgeRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).exists():
+        return None
+    # Not a running batch whose worker went silent: the coordinator sends that one again,
+    # counting it against its delivery budget (apps/judging/delivery.py).
+    free = (JudgeBatch.objects.filter(run=run)
+            .filter(status__in=(BatchStatus.PENDING, BatchStatus.DISPATCHED))
+            .order_by("number").values_list("number", flat=True))
+    for number in free[:8]:
+        if _take_lease(run, number, lease):
+            return number
+    return None
+
+
+def steal_batch(run: JudgeRun, lease: str):
+    """On the database thread: take a free batch and plan its calls, or None."""
+    number = _take_any(run, lease)
+    if number is None:
+        return None
+    calls, cached = _plan_calls(run, number)
+    return number, calls, cached
 
 
 def _fail_run(run: JudgeRun, error: provider.ProviderError) -> None:
@@ -333,43 +250,52 @@ def _fail_run(run: JudgeRun, error: provider.ProviderError) -> None:
 
 
 def run_batch(run_id: int, number: int, *, lease: str | None = None) -> str:
-    """Work on one batch; returns what happened (for logs and tests)."""
+    """Work on one batch, and on the run's next free batches while there is time; returns
+    what happened (for logs and tests)."""
+    from apps.judging.session import Session
+
     lease = lease or uuid.uuid4().hex
     run = JudgeRun.objects.select_related("rubric_version__rubric", "dataset").filter(
         pk=run_id).first()
     if run is None or not run.is_active:
         return "inactive"
-    if not _take_lease(run, number, lease):
-        return "busy"
     JudgeRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
         status=RunStatus.RUNNING, started_at=timezone.now()
     )
     run.status = RunStatus.RUNNING
+    # A second delivery of a batch someone works on (or took already) joins the run instead.
+    if not _take_lease(run, number, lease):
+        number = _take_any(run, lease)
+        if number is None:
+            return "busy"
     began = time.perf_counter()
     calls, cached = _plan_calls(run, number)
-    write_results(cached)
-    planned = time.perf_counter()
-    db = DbThread()
+    db, feed_db = DbThread(), DbThread()
+    # Whether the provider has answered this run before: an api_base that cannot be reached
+    # then is a blip to retry; before any answer it is a wrong URL or a dead server.
     answered_before = bool(cached) or Judgment.objects.filter(
         run=run, status__in=(JudgmentStatus.DONE, JudgmentStatus.INVALID), cached=False,
     ).exists()
-    batch = _Batch(run, number, lease, db, answered_before=answered_before)
+    session = Session(run, lease, db, feed_db, answered_before=answered_before)
+    session.add_batch(number, calls, cached)
     try:
-        if calls:
-            _run_in_process_loop(batch.execute(calls))
+        _run_in_process_loop(session.execute())
     except SoftTimeLimitExceeded:
         # Out of time: what was answered is written; the rest goes out again as a new task.
-        batch.stop.set()
-        write_results(batch.results)
+        session.halt("time limit")
+        db.submit(write_session, *session.take_pending_writes()).result()
     finally:
         db.close()
-    if batch.permanent_error is not None:
-        _fail_run(run, batch.permanent_error)
-    called = time.perf_counter()
-    outcome = finish_batch(run, number, lease, stopped=batch.stop.is_set())
-    log.info("run %s batch %s: %s calls (%s cached) planned in %.2fs, called in %.2fs, "
-             "finished in %.2fs: %s", run.pk, number, len(calls), len(cached), planned - began,
-             called - planned, time.perf_counter() - called, outcome)
+        feed_db.close()
+        slots_release(run_id=run.pk, lease=lease)
+    if session.permanent_error is not None:
+        _fail_run(run, session.permanent_error)
+    for left in list(session.held):
+        finish_batch(run, left, lease, stopped=session.stop.is_set())
+    outcome = "stopped" if session.stop.is_set() else "done"
+    log.info("run %s: session from batch %s, %s requests in %.2fs: %s (%s)", run.pk, number,
+             session.asked, time.perf_counter() - began, outcome,
+             session.stop_reason or "finished")
     return outcome
 
 

@@ -33,7 +33,7 @@ class JudgeRunForm(forms.Form):
                                  label="Samples per item (K)",
                                  help_text="K > 1: majority (categories) or mean (levels).")
     concurrency = forms.IntegerField(initial=16, min_value=1, max_value=1000,
-                                     help_text="Calls in flight per worker process.")
+                                     help_text="Calls in flight for the whole run, all workers.")
     timeout_s = forms.FloatField(initial=60, min_value=1, max_value=3600,
                                  label="Timeout per call (s)")
     use_cache = forms.BooleanField(initial=True, required=False, label="Use the call cache",

@@ -185,6 +185,11 @@ class Judgment(models.Model):
     cost_usd = models.FloatField(null=True, blank=True)  # None: litellm has no price (unknown)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Every request sent to the provider for this key, over every delivery, resume and "retry
+    # failed" (attempts is only the last delivery's), and what every answer cost: the run's
+    # asked / retried counts and its paid cost (docs/decisions/0010).
+    requests = models.PositiveIntegerField(default=0)
+    paid_cost_usd = models.FloatField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -231,6 +236,54 @@ class Verdict(models.Model):
 
     def __str__(self) -> str:
         return f"{self.criterion_key}={self.value}"
+
+
+class JudgeSession(models.Model):
+    """One worker's session on a run: how many of the run's `concurrency` slots it holds.
+
+    The run-wide cap is the sum of `held` over live sessions (beat within JUDGE_SLOT_LEASE_S);
+    a dead worker's slots come back when its lease expires (docs/decisions/0010).
+    """
+
+    run = models.ForeignKey(JudgeRun, on_delete=models.CASCADE, related_name="sessions")
+    lease = models.CharField(max_length=64)
+    held = models.PositiveIntegerField(default=0)
+    demand = models.PositiveIntegerField(default=0)
+    beat_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "lease"], name="judge_session_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} session {self.lease[:8]}: {self.held}"
+
+
+class RateWindow(models.Model):
+    """Requests started per model and minute, shared by every worker (JUDGE_MODEL_RPM)."""
+
+    model = models.CharField(max_length=200)
+    minute = models.DateTimeField()
+    used = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["model", "minute"], name="rate_window_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model} {self.minute:%H:%M}: {self.used}"
+
+
+class Heartbeat(models.Model):
+    """When a periodic job (the run coordinator) last ran; the run page warns when it is old."""
+
+    name = models.CharField(max_length=60, unique=True)
+    at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.at}"
 
 
 class CallCache(models.Model):

@@ -179,8 +179,13 @@ def _check_cap(project: Project, calls: int, *, what: str, advice: str,
         raise ValidationError({field: over} if field else over)
 
 
-def _items_per_batch(calls_per_item: int, concurrency: int) -> int:
-    calls = max(settings.JUDGE_BATCH_MIN_CALLS, concurrency * settings.JUDGE_BATCH_WAVES)
+def _items_per_batch(calls_per_item: int, concurrency: int, planned_calls: int) -> int:
+    """About JUDGE_BATCH_SPLIT batches a run, so that every listening worker finds one: a
+    session keeps its pipeline full by taking the next batch while its calls are in flight, so
+    small batches cost no drain (docs/decisions/0010)."""
+    share = math.ceil(planned_calls / settings.JUDGE_BATCH_SPLIT)
+    calls = min(max(settings.JUDGE_BATCH_MIN_CALLS, share),
+                max(settings.JUDGE_BATCH_MIN_CALLS, concurrency * settings.JUDGE_BATCH_WAVES))
     return max(1, calls // max(1, calls_per_item))
 
 
@@ -218,7 +223,7 @@ def judge_run_start(
     criteria = [c["key"] for c in version_content(version)["criteria"]]
     orders = ("AB", "BA") if dataset.is_pairwise else ("",)
     per_item = len(criteria) * run_settings.samples * len(orders)
-    per_batch = _items_per_batch(per_item, run_settings.concurrency)
+    per_batch = _items_per_batch(per_item, run_settings.concurrency, plan.calls)
     with transaction.atomic():
         _check_cap(project, plan.calls, field="subset",
                    what=f"This run would queue {plan.calls:,} model calls ({plan.describe()})",

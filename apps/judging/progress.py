@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Min, Q, Sum
+from django.db.models import Case, Count, F, FloatField, IntegerField, Min, Q, Sum, When
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from apps.judging.models import JudgeRun, Judgment, JudgmentStatus
@@ -20,7 +21,11 @@ class Progress:
     failed: int
     pending: int
     cached: int
-    calls: int  # answered by the provider in this run (not from the cache)
+    # Every request sent to the provider for this run: first asks, retries, re-asks after a
+    # worker died, resumes and "retry failed" (apps/judging/writer.py:write_counters).
+    calls: int
+    asked: int  # keys asked at least once
+    retried: int  # requests beyond the first of each key
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float | None  # None while any answered call has no known price
@@ -28,6 +33,10 @@ class Progress:
     elapsed_s: float
     eta_s: float | None
     errors: list[dict] = field(default_factory=list)
+    # While the run is active: seconds since the coordinator (Celery beat) last ran, None when
+    # it never ran; the page warns once it missed three intervals.
+    coordinator_silent_s: float | None = None
+    coordinator_stale: bool = False
 
     @property
     def finished(self) -> int:
@@ -53,10 +62,15 @@ def run_progress(run: JudgeRun) -> Progress:
     since = timezone.now() - timezone.timedelta(seconds=RATE_WINDOW_S)
     totals = judgments.aggregate(
         n_cached=Count("id", filter=Q(cached=True)),
-        n_calls=Count("id", filter=Q(cached=False, attempts__gt=0)),
+        # Rows written before requests were counted have only attempts: Greatest reads both.
+        n_calls=Sum(Greatest("requests", "attempts", output_field=IntegerField())),
+        n_asked=Count("id", filter=Q(requests__gt=0) | Q(attempts__gt=0, cached=False)),
         prompt=Sum("prompt_tokens", filter=Q(cached=False)),
         completion=Sum("completion_tokens", filter=Q(cached=False)),
-        cost=Sum("cost_usd", filter=Q(cached=False)),
+        # Every answer paid for, also those asked again; older rows: the last answer's cost.
+        cost=Sum(Case(When(paid_cost_usd__isnull=False, then=F("paid_cost_usd")),
+                      When(cached=False, then=F("cost_usd")), default=None,
+                      output_field=FloatField())),
         # An invalid answer was paid for too: without a price it makes the total unknown.
         unpriced=Count("id", filter=Q(cached=False, cost_usd__isnull=True,
                                       status__in=(JudgmentStatus.DONE, JudgmentStatus.INVALID))),
@@ -75,13 +89,29 @@ def run_progress(run: JudgeRun) -> Progress:
     rate = totals["recent"] / RATE_WINDOW_S if run.is_active else 0.0
     eta = pending / rate if rate > 0 and run.is_active else None
     cost = None if totals["unpriced"] else float(totals["cost"] or 0.0)
+    silent, stale = coordinator_silence() if run.is_active else (None, False)
     return Progress(
         planned=run.planned_calls, done=counts.get(JudgmentStatus.DONE, 0),
         invalid=counts.get(JudgmentStatus.INVALID, 0), failed=counts.get(JudgmentStatus.FAILED, 0),
-        pending=pending, cached=totals["n_cached"], calls=totals["n_calls"],
+        pending=pending, cached=totals["n_cached"], calls=totals["n_calls"] or 0,
+        asked=totals["n_asked"], retried=max(0, (totals["n_calls"] or 0) - totals["n_asked"]),
         prompt_tokens=totals["prompt"] or 0, completion_tokens=totals["completion"] or 0,
         cost_usd=cost, calls_per_s=rate, elapsed_s=elapsed, eta_s=eta, errors=errors,
+        coordinator_silent_s=silent, coordinator_stale=stale,
     )
+
+
+def coordinator_silence() -> tuple[float | None, bool]:
+    """(seconds since the coordinator last ran or None, whether that is over 3 intervals)."""
+    from django.conf import settings
+
+    from apps.judging.models import Heartbeat
+
+    at = Heartbeat.objects.filter(name="coordinator").values_list("at", flat=True).first()
+    if at is None:
+        return None, True
+    silent = max(0.0, (timezone.now() - at).total_seconds())
+    return silent, silent > 3 * settings.CELERY_COORDINATOR_INTERVAL_S
 
 
 def run_summary(run: JudgeRun) -> dict:
@@ -91,7 +121,7 @@ def run_summary(run: JudgeRun) -> dict:
         "run": run.pk, "status": run.status, "planned": p.planned, "done": p.done,
         "failed": p.failed_total, "pending": p.pending,
         "failures": {e["error_kind"] or "unknown": e["n"] for e in p.errors},
-        "calls": p.calls, "cached": p.cached,
+        "calls": p.calls, "asked": p.asked, "retried": p.retried, "cached": p.cached,
         "cost_usd": None if p.cost_usd is None else round(p.cost_usd, 6),
         "elapsed_s": round(p.elapsed_s, 3), "error": run.error_message or None,
     }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from celery import shared_task
-from celery.signals import worker_init, worker_process_shutdown
+from celery.signals import worker_init, worker_process_shutdown, worker_ready
 from django.db import InterfaceError, OperationalError
 
 
@@ -43,3 +43,13 @@ def _close_the_process_loop(**kwargs) -> None:
     from apps.judging.executor import close_process_loop
 
     close_process_loop()
+
+
+@worker_ready.connect
+def _pick_up_stale_batches(sender=None, **kwargs) -> None:
+    # A worker that starts looks for work left by a dead one at once, without waiting for beat
+    # (which may not run at all): the coordinator re-sends stale batches.
+    try:
+        coordinate_runs.delay()
+    except Exception:  # a broker hiccup at start-up must not stop the worker
+        pass

@@ -51,6 +51,8 @@ class Result:
     latency_ms: int | None = None
     cache_key: str = ""
     model: str = ""
+    # The whole answer, for the call cache (empty: not cached; raw_output may be cut for display).
+    cache_content: str = ""
 
 
 _UPDATE_SQL = None
@@ -114,17 +116,48 @@ def _write(results: list[Result]) -> None:
         for r in results
     ]
     cache_rows = [
-        CallCache(key=r.cache_key, model=r.model, content=storable(r.raw_output),
+        CallCache(key=r.cache_key, model=r.model, content=storable(r.cache_content),
                   prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens,
                   cost_usd=r.cost_usd)
         for r in results
-        if r.cache_key and r.status == JudgmentStatus.DONE and not r.cached
+        if r.cache_key and r.cache_content and r.status == JudgmentStatus.DONE and not r.cached
     ]
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.executemany(_update_sql(), rows)
         if cache_rows:
             CallCache.objects.bulk_create(cache_rows, ignore_conflicts=True)
+
+
+def write_counters(sent: dict[int, int], paid: dict[int, float]) -> None:
+    """Add requests sent and what answers cost to their rows, whatever the rows' status: a
+    request is paid even when its answer is a duplicate or comes after a cancel. One statement
+    per flush on PostgreSQL (a VALUES list), row by row elsewhere."""
+    table = connection.ops.quote_name(Judgment._meta.db_table)
+    rows = [(jid, n, paid.get(jid)) for jid, n in sent.items()]
+    rows += [(jid, 0, cost) for jid, cost in paid.items() if jid not in sent]
+    if not rows:
+        return
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            values = ", ".join(["(%s::bigint, %s::integer, %s::double precision)"] * len(rows))
+            cursor.execute(
+                f"UPDATE {table} AS j SET requests = j.requests + v.n, paid_cost_usd = CASE "
+                "WHEN v.cost IS NULL THEN j.paid_cost_usd "
+                "ELSE COALESCE(j.paid_cost_usd, 0) + v.cost END "
+                f"FROM (VALUES {values}) AS v(id, n, cost) WHERE j.id = v.id",
+                [x for row in rows for x in row])
+            return
+        cursor.executemany(
+            f"UPDATE {table} SET requests = requests + %s, paid_cost_usd = CASE WHEN %s IS NULL "
+            "THEN paid_cost_usd ELSE COALESCE(paid_cost_usd, 0) + %s END WHERE id = %s",
+            [(n, cost, cost, jid) for jid, n, cost in rows])
+
+
+def write_session(results: list[Result], sent: dict[int, int], paid: dict[int, float]) -> None:
+    """One flush of a session: counters, then results (once; row by row if a group is refused)."""
+    write_counters(sent, paid)
+    write_results(results)
 
 
 class DbThread:

@@ -84,6 +84,34 @@ JUDGE_HEARTBEAT_S = env_float("JUDGE_HEARTBEAT_S", 2.0, minimum=0.1)
 JUDGE_MAX_ATTEMPTS = env_int("JUDGE_MAX_ATTEMPTS", 5, minimum=1)
 JUDGE_BACKOFF_BASE_S = env_float("JUDGE_BACKOFF_BASE_S", 0.5, minimum=0.0)
 JUDGE_BACKOFF_CAP_S = env_float("JUDGE_BACKOFF_CAP_S", 30.0, minimum=0.0)
+# A run is cut into about this many batches (never fewer calls than JUDGE_BATCH_MIN_CALLS, never
+# more than concurrency x JUDGE_BATCH_WAVES), so every listening worker finds work; a worker's
+# session takes the next batch while its calls are in flight (docs/decisions/0010).
+JUDGE_BATCH_SPLIT = env_int("JUDGE_BATCH_SPLIT", 16, minimum=1)
+# A worker's share of a run's concurrency is leased: a dead worker's slots come back this late.
+JUDGE_SLOT_LEASE_S = env_float("JUDGE_SLOT_LEASE_S", 10.0, minimum=1.0)
+# A session stops taking new batches after this long (the task's soft time limit is 900 s).
+JUDGE_SESSION_MAX_S = env_int("JUDGE_SESSION_MAX_S", 300, minimum=1)
+# Answers up to this many characters are kept in the call cache, whole; longer ones are not
+# cached (asked again on a re-run) rather than cut into something that no longer parses.
+JUDGE_CACHE_MAX_CHARS = env_int("JUDGE_CACHE_MAX_CHARS", 4_000_000, minimum=0)
+# Requests per minute per model, shared by every worker of the deployment (providers limit by
+# account): "600" for every model, or "openai/gpt-4.1-mini=500,anthropic/claude-x=50". Empty: none.
+
+
+def _model_rpm(parts: list[str]) -> dict[str, int]:
+    limits: dict[str, int] = {}
+    for part in parts:
+        model, _, number = part.rpartition("=") if "=" in part else ("*", "", part)
+        if not number.isdigit() or int(number) < 1 or not model:
+            raise ImproperlyConfigured(
+                f"JUDGE_MODEL_RPM: {part!r} is not MODEL=N or N (a whole number of requests "
+                "per minute, at least 1)")
+        limits[model] = int(number)
+    return limits
+
+
+JUDGE_MODEL_RPM = _model_rpm(env_list("JUDGE_MODEL_RPM", []))
 # How a finished run is named (docs/decisions/0006): more than this share of its calls failed or
 # invalid and it is "failed", not "completed with failures"; the export gate refuses such a run.
 JUDGE_RUN_MAX_FAILED_SHARE = env_float("JUDGE_RUN_MAX_FAILED_SHARE", 0.2, minimum=0.0)

@@ -43,9 +43,9 @@ def test_a_run_started_through_the_api_is_planned_and_reported(world):
     assert (run.name, run.rubric_version, run.samples) == ("ci judge", version, 2)
     assert body["planned_calls"] == 6 * 2 * 2 == Judgment.objects.filter(run=run).count()
     assert body | {"run": 0} == {"run": 0, "status": "queued", "done": 0, "failed": 0,
-                                 "pending": 24, "failures": {}, "calls": 0, "cached": 0,
-                                 "cost_usd": 0.0, "elapsed_s": body["elapsed_s"],
-                                 "error": None, "planned_calls": 24}
+                                 "pending": 24, "failures": {}, "calls": 0, "asked": 0,
+                                 "retried": 0, "cached": 0, "cost_usd": 0.0, "elapsed_s":
+                                 body["elapsed_s"], "error": None, "planned_calls": 24}
     again = Client().get(f"/api/v1/projects/acme/runs/{run.pk}", **auth)
     assert again.status_code == 200 and again.json()["planned_calls"] == 24
 

@@ -396,7 +396,8 @@ def test_retry_failed_with_nothing_failed_changes_nothing(personas, fake):
     assert run.status == RunStatus.COMPLETED
 
 
-@override_settings(JUDGE_BATCH_MIN_CALLS=4, JUDGE_BATCH_WAVES=1)
+# A session that has used its time takes no further batch: batch 0 alone, then the cancel.
+@override_settings(JUDGE_BATCH_MIN_CALLS=4, JUDGE_BATCH_WAVES=1, JUDGE_SESSION_MAX_S=0)
 def test_cancel_then_resume_runs_only_what_is_missing(personas, fake):
     version, dataset = make_pointwise(personas.project, items=6)
     run = start(personas.project, version, dataset, fake, concurrency=1)

@@ -201,7 +201,8 @@ def test_a_name_that_does_not_resolve_stops_the_run_naming_the_url_and_dns(perso
     assert run.error_message.startswith(f"unreachable: {url}: the host name does not resolve")
 
 
-@override_settings(**FAST_RETRIES)
+# JUDGE_SESSION_MAX_S=0: each session works on its own batch only (no next free batch).
+@override_settings(**FAST_RETRIES, JUDGE_SESSION_MAX_S=0)
 def test_a_server_lost_after_answers_is_retried_as_a_blip_not_a_wrong_url(personas, fake):
     version, dataset = make_pointwise(personas.project, items=40)
     with override_settings(JUDGE_BATCH_MIN_CALLS=20, JUDGE_BATCH_WAVES=1):

@@ -62,6 +62,8 @@ class FakeState:
         self.closed = 0
         self.cancelled = 0
         self.last_request_at: float | None = None
+        # The most requests in flight at once since the last reset (a run-wide cap shows here).
+        self.max_in_flight = self.in_flight
         self.request_log: deque[Any] = deque(maxlen=self.request_log_size)
 
     def apply(self, changes: dict[str, Any]) -> None:
@@ -84,6 +86,7 @@ class FakeState:
             "completed": self.completed,
             "by_status": dict(self.by_status),
             "in_flight": self.in_flight,
+            "max_in_flight": self.max_in_flight,
             "hung": self.hung,
             "hanging": self.hanging,
             "closed": self.closed,
@@ -192,6 +195,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     state.requests += 1
     state.last_request_at = time.time()
     state.in_flight += 1
+    state.max_in_flight = max(state.max_in_flight, state.in_flight)
     outcome = {"closed": False}
     try:
         return await _complete(request, state, settings, fault_draw, jitter_draw, storm_active,
@@ -315,6 +319,9 @@ async def _complete(
         state.faults[fault] += 1
     messages = body["messages"]
     answer = verdict(messages, body.get("response_format"), settings.script)
+    if settings.rationale_pad and isinstance(answer.get("rationale"), str):
+        pad = settings.rationale_pad - len(answer["rationale"])
+        answer["rationale"] += " " + "long " * (pad // 5) if pad > 0 else ""
     content = render_content(answer, fault)
     return respond(200, completion_body(seq, model, content, messages_text(messages)))
 

@@ -61,6 +61,8 @@ class Settings:
     # are answered with fitted thresholds (tools/fakellm/verdicts.py, scripted mode);
     # "gullible": the same, but any response containing "step by step" gets the top level.
     script: str | None = None
+    # > 0: every verdict's rationale is padded to this many characters (a very long answer).
+    rationale_pad: int = 0
 
     def updated(self, changes: dict[str, Any]) -> Settings:
         """Validated copy with ``changes`` applied; raises ValueError on unknown keys/bad values."""
@@ -127,7 +129,7 @@ def _coerce(name: str, value: Any) -> Any:
         return number
     if name == "storm_s":
         return None if value is None else _coerce("latency_ms", value)
-    if name in ("seed", "fail_first_n"):
+    if name in ("seed", "fail_first_n", "rationale_pad"):
         if value is None and name == "seed":
             return None
         if isinstance(value, bool) or not isinstance(value, int | str):
@@ -136,8 +138,8 @@ def _coerce(name: str, value: Any) -> Any:
             number = int(value)
         except ValueError as exc:
             raise ValueError(f"{name} must be an integer") from exc
-        if name == "fail_first_n" and number < 0:
-            raise ValueError("fail_first_n must be >= 0")
+        if name in ("fail_first_n", "rationale_pad") and number < 0:
+            raise ValueError(f"{name} must be >= 0")
         return number
     if name == "api_key":
         if value is not None and not isinstance(value, str):
