@@ -54,3 +54,14 @@ class ProbeItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.probe} of item {self.original_id}"
+
+
+def _drop_probe_items(sender, instance: ProbeRun, **kwargs) -> None:
+    """The hidden dataset of probed items (and the judge run over it, by cascade) goes with its
+    probe run, however the run went (its source dataset, its project or itself deleted): no list
+    shows those datasets, so nothing else would ever remove them."""
+    Dataset.all_objects.filter(pk=instance.probe_dataset_id).delete()
+
+
+models.signals.post_delete.connect(_drop_probe_items, sender=ProbeRun,
+                                   dispatch_uid="probes.drop_probe_items")

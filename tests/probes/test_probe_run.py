@@ -147,3 +147,16 @@ def test_a_judge_by_config_name_and_the_refusals(world, fake):
         probe_run_start(rubric=world.version.rubric, dataset=world.dataset,
                         judge="fake-judge")
     assert Dataset.all_objects.count() == before  # nothing half-made
+
+
+def test_deleting_the_source_dataset_leaves_no_hidden_probe_data(world):
+    from apps.judging.models import JudgeRun
+
+    probe_run = probe_run_start(rubric=world.version.rubric, dataset=world.dataset,
+                                judge=str(world.base.pk), probes=["empty"], per_probe=5)
+    hidden, run = probe_run.probe_dataset_id, probe_run.run_id
+    assert Dataset.all_objects.filter(pk=hidden, purpose=Purpose.PROBES).exists()
+    world.dataset.delete()
+    assert not Dataset.all_objects.filter(pk=hidden).exists()
+    assert not JudgeRun.objects.filter(pk=run).exists()
+    assert not ProbeItem.objects.filter(probe_run_id=probe_run.pk).exists()
