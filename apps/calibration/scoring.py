@@ -21,7 +21,13 @@ from django.conf import settings as django_settings
 from apps.judging import provider
 from apps.judging.executor import _run_in_process_loop, cache_key
 from apps.judging.models import CallCache
-from apps.judging.verdicts import ParseError, combine, pairwise_sample_value, parse_verdict
+from apps.judging.verdicts import (
+    ParseError,
+    combine,
+    pairwise_sample_value,
+    parse_verdict,
+    storable,
+)
 from apps.rubrics import prompting, scales
 
 
@@ -71,7 +77,7 @@ class _Call:
     answered: bool = False
     invalid: str = ""
     rationale: str = ""
-    raw: str = ""  # the answer as stored in the call cache (redacted, at most 20,000 chars)
+    raw: str = ""  # the answer for the call cache: whole (redacted) or "" (over the limit)
 
 
 @dataclass
@@ -133,17 +139,20 @@ def score_content(content: dict, items: dict[int, dict], settings: JudgeSettings
         _run_in_process_loop(_ask_all(remaining, settings, budget, use_schema))
         out.asked = sum(1 for c in remaining if c.answered or c.invalid)
         CallCache.objects.bulk_create(
-            (CallCache(key=c.cache_key, model=settings.model, content=c.raw)
-             for c in remaining if c.answered), ignore_conflicts=True)
+            (CallCache(key=c.cache_key, model=settings.model, content=storable(c.raw))
+             for c in remaining if c.answered and c.raw), ignore_conflicts=True)
     return _combine(calls, spec, out)
 
 
 def _read(call: _Call, text: str) -> None:
-    text = provider.redact(text)[:20000]
+    # The whole answer is read, and cached whole or not at all (JUDGE_CACHE_MAX_CHARS, as the
+    # executor does: both paths share the cache, and a cut answer no longer parses).
+    text = provider.redact(text)
     try:
         call.value, call.rationale = parse_verdict(text, call.criterion, swapped=call.swapped)
+        call.rationale = storable(call.rationale)
         call.answered = True
-        call.raw = text
+        call.raw = text if len(text) <= django_settings.JUDGE_CACHE_MAX_CHARS else ""
     except ParseError as exc:
         call.invalid = str(exc)
 
@@ -158,6 +167,7 @@ async def _ask_all(calls: list[_Call], settings: JudgeSettings, budget: Budget,
     semaphore = asyncio.Semaphore(max(1, settings.concurrency))
     stop = asyncio.Event()
     failure: list[BaseException] = []
+    answered = [False]  # any answer yet: an unreachable base before the first one stops at once
 
     async def one(call: _Call) -> None:
         schema = prompting.response_schema(call.criterion) if use_schema else None
@@ -173,7 +183,7 @@ async def _ask_all(calls: list[_Call], settings: JudgeSettings, budget: Budget,
                     completion = await client.complete(call.messages, call_settings,
                                                        response_format=schema)
                 except provider.ProviderError as exc:
-                    if exc.permanent:
+                    if exc.permanent or (exc.kind == "unreachable" and not answered[0]):
                         failure.append(PermanentError(f"{exc.kind}: {exc.message}"))
                         stop.set()
                         return
@@ -186,6 +196,7 @@ async def _ask_all(calls: list[_Call], settings: JudgeSettings, budget: Budget,
                         attempt, exc.retry_after, base=django_settings.JUDGE_BACKOFF_BASE_S,
                         cap=django_settings.JUDGE_BACKOFF_CAP_S))
                     continue
+                answered[0] = True
                 _read(call, completion.content)
                 return
 
@@ -236,7 +247,7 @@ def ask_once(messages: list[dict], settings: JudgeSettings, budget: Budget) -> s
             try:
                 completion = await client.complete(messages, call)
             except provider.ProviderError as exc:
-                if exc.permanent:
+                if exc.permanent or (exc.kind == "unreachable" and attempt == 1):
                     raise PermanentError(f"{exc.kind}: {exc.message}") from None
                 if attempt >= django_settings.JUDGE_MAX_ATTEMPTS:
                     raise ValueError(f"the request failed {attempt} times ({exc.kind})") from None
