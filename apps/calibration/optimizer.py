@@ -33,7 +33,7 @@ from apps.calibration import stats
 from apps.calibration.data import CriterionData, load_criteria
 from apps.calibration.models import OPTIMIZER_ACTIVE, OptimizerJob, OptimizerStatus, Proposal
 from apps.calibration.report import weighting_for
-from apps.calibration.rescore import active_rescore, rescore_items
+from apps.calibration.rescore import active_rescore, draft_on_development
 from apps.calibration.scoring import (
     Budget,
     BudgetSpent,
@@ -95,17 +95,8 @@ def optimizer_start(*, rubric: Rubric, dataset: Dataset, settings: JudgeSettings
     if OptimizerJob.objects.filter(rubric=rubric, status__in=OPTIMIZER_ACTIVE).exists():
         raise ValidationError("An optimizer job is already running for this rubric.")
     with transaction.atomic():
-        draft = rubric_draft(rubric=rubric)
-        try:
-            content = content_mod.validate(version_content(draft))
-        except content_mod.ContentError as exc:
-            raise ValidationError(["Fix the draft first:", *exc.errors]) from None
-        data = load_criteria(draft, dataset)
-        view = ensure_split(version=draft, dataset=dataset, data=data, user=user)
-        leaks = example_leaks(content, view)
-        if leaks:
-            raise ValidationError(["Examples must not show the judge test items:", *leaks])
-        item_ids = rescore_items(view, data, limit=limit)
+        draft, content, view, item_ids = draft_on_development(rubric, dataset, user=user,
+                                                              limit=limit)
         if not item_ids:
             raise ValidationError("No development item has a human reference: label first.")
         assert not set(item_ids) & view.test_ids  # rescore_items reads development items only

@@ -63,17 +63,8 @@ def rescore_start(*, rubric: Rubric, dataset: Dataset, base_run: JudgeRun,
     if active_rescore(rubric) is not None:
         raise ValidationError("A re-score is already running for this rubric.")
     with transaction.atomic():
-        draft = rubric_draft(rubric=rubric)
-        try:
-            content = content_mod.validate(version_content(draft))
-        except content_mod.ContentError as exc:
-            raise ValidationError(["Fix the draft first:", *exc.errors]) from None
-        data = load_criteria(draft, dataset)
-        view = ensure_split(version=draft, dataset=dataset, data=data, user=user)
-        leaks = example_leaks(content, view)
-        if leaks:
-            raise ValidationError(["Examples must not show the judge test items:", *leaks])
-        item_ids = rescore_items(view, data, limit=limit)
+        draft, content, view, item_ids = draft_on_development(rubric, dataset, user=user,
+                                                              limit=limit)
         if not item_ids:
             raise ValidationError("No development item has a human reference on the draft's "
                                   "criteria: label some items first.")
@@ -90,6 +81,23 @@ def rescore_start(*, rubric: Rubric, dataset: Dataset, base_run: JudgeRun,
             base_run=base_run,
             previous=previous, content=content, content_hash=content_mod.content_hash(content),
             item_count=len(item_ids), created_by=user)
+
+
+def draft_on_development(rubric: Rubric, dataset: Dataset, *, user, limit: int | None):
+    """The rubric's draft (valid, its examples never a test item) and the development items a
+    re-score or the optimizer may judge with it: (draft, content, split view, item ids). Called
+    inside the caller's transaction (the split is drawn on first use)."""
+    draft = rubric_draft(rubric=rubric)
+    try:
+        content = content_mod.validate(version_content(draft))
+    except content_mod.ContentError as exc:
+        raise ValidationError(["Fix the draft first:", *exc.errors]) from None
+    data = load_criteria(draft, dataset)
+    view = ensure_split(version=draft, dataset=dataset, data=data, user=user)
+    leaks = example_leaks(content, view)
+    if leaks:
+        raise ValidationError(["Examples must not show the judge test items:", *leaks])
+    return draft, content, view, rescore_items(view, data, limit=limit)
 
 
 def rescore_state(rescore: Rescore) -> dict:
